@@ -1,0 +1,90 @@
+"""Dependencies routes ask for, named once as Annotated aliases."""
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.orm import Session
+from starlette.requests import HTTPConnection
+
+from app.config import Settings
+from app.database.engine import Database
+from app.database.tables import User
+from app.services.login_limiter import LoginLimiter
+from app.services.model_pool import ModelPool
+from app.services.security import TokenService
+from app.services.storage import ImageStore
+from app.services.users import get_user
+from app.utils.exceptions import AuthenticationError
+
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/users/token", auto_error=False)
+
+
+def get_settings(connection: HTTPConnection) -> Settings:
+    settings: Settings = connection.app.state.settings
+    return settings
+
+
+def get_database(connection: HTTPConnection) -> Database:
+    database: Database = connection.app.state.database
+    return database
+
+
+def get_session(connection: HTTPConnection) -> Iterator[Session]:
+    with get_database(connection).session() as session:
+        yield session
+
+
+def get_store(connection: HTTPConnection) -> ImageStore:
+    store: ImageStore = connection.app.state.store
+    return store
+
+
+def get_model_pool(connection: HTTPConnection) -> ModelPool:
+    pool: ModelPool = connection.app.state.model_pool
+    return pool
+
+
+def get_token_service(connection: HTTPConnection) -> TokenService:
+    tokens: TokenService = connection.app.state.tokens
+    return tokens
+
+
+def get_login_limiter(connection: HTTPConnection) -> LoginLimiter:
+    limiter: LoginLimiter = connection.app.state.login_limiter
+    return limiter
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SessionDep = Annotated[Session, Depends(get_session)]
+StoreDep = Annotated[ImageStore, Depends(get_store)]
+ModelPoolDep = Annotated[ModelPool, Depends(get_model_pool)]
+TokenServiceDep = Annotated[TokenService, Depends(get_token_service)]
+LoginLimiterDep = Annotated[LoginLimiter, Depends(get_login_limiter)]
+
+
+def user_from_token(session: Session, tokens: TokenService, token: str | None) -> User:
+    """The user a bearer token belongs to; AuthenticationError for anything invalid."""
+    claims = tokens.read(token) if token else None
+    if claims is None:
+        raise AuthenticationError(
+            "missing, invalid or expired token" if token else "not authenticated"
+        )
+    user = get_user(session, claims.user_id)
+    if user is None or user.token_version != claims.token_version:
+        raise AuthenticationError("token is no longer valid; log in again")
+    # Release the read transaction now: the route may run for a while (e.g. inference).
+    session.commit()
+    return user
+
+
+def get_current_user(
+    session: SessionDep,
+    tokens: TokenServiceDep,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+) -> User:
+    return user_from_token(session, tokens, token)
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]

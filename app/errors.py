@@ -1,0 +1,69 @@
+"""Every error becomes JSON ``{"detail": ..., "code": ...}``, 401 and 422 included."""
+
+import logging
+from http import HTTPStatus
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from app.utils.exceptions import AppError
+
+logger = logging.getLogger(__name__)
+
+
+# Codes for errors raised by the framework itself, matching those of our own errors.
+_FRAMEWORK_CODES = {401: "not_authenticated", 413: "payload_too_large", 422: "validation_error"}
+
+
+def _code_for(status_code: int) -> str:
+    if status_code in _FRAMEWORK_CODES:
+        return _FRAMEWORK_CODES[status_code]
+    try:
+        return HTTPStatus(status_code).phrase.lower().replace(" ", "_").replace("-", "_")
+    except ValueError:
+        return "error"
+
+
+def error_response(
+    status_code: int, detail: object, code: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        status_code=status_code,
+        content={"detail": jsonable_encoder(detail), "code": code},
+        headers=headers,
+    )
+
+
+async def app_error_handler(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    if exc.status_code >= 500:
+        logger.error("%s: %s", exc.code, exc.detail)
+    return error_response(exc.status_code, exc.detail, exc.code, exc.headers)
+
+
+async def http_error_handler(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers) if exc.headers else None
+    if exc.status_code == 401:
+        headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
+    return error_response(exc.status_code, exc.detail, _code_for(exc.status_code), headers)
+
+
+async def validation_error_handler(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(422, exc.errors(), "validation_error")
+
+
+async def unexpected_error_handler(_request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unhandled error", exc_info=exc)
+    return error_response(500, "internal server error", "internal_error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, app_error_handler)
+    app.add_exception_handler(HTTPException, http_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(Exception, unexpected_error_handler)

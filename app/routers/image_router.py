@@ -1,0 +1,67 @@
+"""Upload, list, fetch, download and delete your images."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Query, Response, UploadFile
+from fastapi.responses import FileResponse
+
+from app.database.tables import Image
+from app.dependencies import CurrentUser, SessionDep, SettingsDep, StoreDep
+from app.schemas.image import ImageDetail, ImageOut
+from app.services import images
+
+router = APIRouter(prefix="/images", tags=["images"])
+
+UPLOAD_PATH = "/images/upload"
+
+
+@router.post("/upload", status_code=201, response_model=ImageOut)
+def upload_image(
+    file: Annotated[UploadFile, File(description="A JPEG, PNG, BMP or GIF image")],
+    user: CurrentUser,
+    session: SessionDep,
+    store: StoreDep,
+    settings: SettingsDep,
+) -> Image:
+    return images.create_image(
+        session=session,
+        store=store,
+        owner=user,
+        data=file.file.read(),
+        client_filename=file.filename,
+        max_size=settings.app.max_upload_size,
+        max_pixels=settings.app.max_image_pixels,
+    )
+
+
+@router.get("/", response_model=list[ImageOut])
+def list_images(
+    response: Response,
+    user: CurrentUser,
+    session: SessionDep,
+    skip: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> list[Image]:
+    found, total = images.list_images(session=session, owner=user, skip=skip, limit=limit)
+    response.headers["X-Total-Count"] = str(total)
+    return found
+
+
+@router.get("/{image_id}", response_model=ImageDetail)
+def read_image(image_id: int, user: CurrentUser, session: SessionDep) -> Image:
+    return images.get_image(session=session, owner=user, image_id=image_id)
+
+
+@router.get("/{image_id}/file", response_class=FileResponse)
+def download_image(
+    image_id: int, user: CurrentUser, session: SessionDep, store: StoreDep
+) -> FileResponse:
+    image = images.get_image(session=session, owner=user, image_id=image_id)
+    return FileResponse(
+        store.path(image.stored_path), media_type=image.content_type, filename=image.filename
+    )
+
+
+@router.delete("/{image_id}", status_code=204)
+def delete_image(image_id: int, user: CurrentUser, session: SessionDep, store: StoreDep) -> None:
+    images.delete_image(session=session, store=store, owner=user, image_id=image_id)

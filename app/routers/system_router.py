@@ -1,0 +1,27 @@
+"""Liveness, readiness and what models this service offers."""
+
+from typing import Any
+
+from fastapi import APIRouter
+from sqlalchemy import text
+
+from app.dependencies import CurrentUser, ModelPoolDep, SessionDep
+from app.utils.exceptions import ServiceBusyError
+
+router = APIRouter(tags=["system"])
+
+
+@router.get("/health")
+def health(session: SessionDep) -> dict[str, str]:
+    try:
+        session.execute(text("SELECT 1"))
+    except Exception as exc:
+        raise ServiceBusyError(
+            f"database unavailable: {type(exc).__name__}", retry_after=5
+        ) from exc
+    return {"status": "ok", "database": "ok"}
+
+
+@router.get("/models")
+def list_models(_user: CurrentUser, pool: ModelPoolDep) -> list[dict[str, Any]]:
+    return pool.describe()

@@ -1,0 +1,46 @@
+"""Register, log in, and read or change your own account."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.security import OAuth2PasswordRequestForm
+
+from app.database.tables import User
+from app.dependencies import CurrentUser, LoginLimiterDep, SessionDep, TokenServiceDep
+from app.schemas.user import Token, UserCreate, UserOut, UserUpdate
+from app.services import auth, users
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+
+@router.post("/", status_code=201, response_model=UserOut)
+def register(user_in: UserCreate, session: SessionDep) -> User:
+    return users.create_user(session=session, user_in=user_in)
+
+
+@router.post("/token")
+def log_in(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    request: Request,
+    session: SessionDep,
+    tokens: TokenServiceDep,
+    limiter: LoginLimiterDep,
+) -> Token:
+    return auth.log_in(
+        session=session,
+        tokens=tokens,
+        limiter=limiter,
+        username=form.username,
+        password=form.password,
+        client=request.client.host if request.client else "unknown",
+    )
+
+
+@router.get("/me", response_model=UserOut)
+def read_me(user: CurrentUser) -> User:
+    return user
+
+
+@router.put("/me", response_model=UserOut)
+def update_me(user_in: UserUpdate, user: CurrentUser, session: SessionDep) -> User:
+    return users.update_user(session=session, user=user, user_in=user_in)

@@ -1,0 +1,82 @@
+"""Registering users, checking their credentials and changing their details."""
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.database.tables import User
+from app.schemas.user import UserCreate, UserUpdate
+from app.services.security import burn_password_check, hash_password, verify_password
+from app.utils.exceptions import ConflictError
+
+
+def get_user(session: Session, user_id: int) -> User | None:
+    return session.get(User, user_id)
+
+
+def find_by_username(session: Session, username: str) -> User | None:
+    return session.scalar(select(User).where(func.lower(User.username) == username.strip().lower()))
+
+
+def _ensure_available(
+    session: Session, *, username: str | None, email: str | None, exclude_id: int | None = None
+) -> None:
+    for column, value in ((User.username, username), (User.email, email)):
+        if value is None:
+            continue
+        query = select(User.id).where(func.lower(column) == value.lower())
+        if exclude_id is not None:
+            query = query.where(User.id != exclude_id)
+        if session.scalar(query) is not None:
+            raise ConflictError(f"{column.key} '{value}' is already taken")
+
+
+def create_user(*, session: Session, user_in: UserCreate) -> User:
+    _ensure_available(session, username=user_in.username, email=user_in.email)
+    user = User(
+        username=user_in.username,
+        email=user_in.email.lower(),
+        hashed_password=hash_password(user_in.password),
+        token_version=0,
+    )
+    session.add(user)
+    _commit_unique(session)
+    return user
+
+
+def authenticate(*, session: Session, username: str, password: str) -> User | None:
+    user = find_by_username(session, username)
+    if user is None:
+        burn_password_check(password)
+        return None
+    valid, new_hash = verify_password(password, user.hashed_password)
+    if not valid:
+        return None
+    if new_hash is not None:
+        user.hashed_password = new_hash
+        session.commit()
+    return user
+
+
+def update_user(*, session: Session, user: User, user_in: UserUpdate) -> User:
+    email = user_in.email.lower() if user_in.email is not None else None
+    _ensure_available(session, username=user_in.username, email=email, exclude_id=user.id)
+    if user_in.username is not None:
+        user.username = user_in.username
+    if email is not None:
+        user.email = email
+    if user_in.password is not None:
+        user.hashed_password = hash_password(user_in.password)
+        # Every token issued before the change stops working.
+        user.token_version += 1
+    _commit_unique(session)
+    return user
+
+
+def _commit_unique(session: Session) -> None:
+    # Two requests can pass the availability check at once; the unique index decides.
+    try:
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        raise ConflictError("username or email is already taken") from exc

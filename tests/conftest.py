@@ -1,0 +1,179 @@
+"""Fixtures: a database per run (SQLite, or a fresh MariaDB database), the app, users and images.
+
+Set IMGAPI_TEST_MYSQL_URL (a server URL without a database, e.g.
+mysql+pymysql://root@127.0.0.1:3306) to run the whole suite against MySQL/MariaDB.
+"""
+
+import io
+import itertools
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from PIL import Image
+from sqlalchemy import create_engine, text
+
+from app.application import create_app
+from app.config import PROJECT_ROOT, Settings, load_settings
+
+MYSQL_URL_ENV = "IMGAPI_TEST_MYSQL_URL"
+PASSWORD = "correct-horse-battery"
+_user_numbers = itertools.count(1)
+
+
+def pytest_report_header() -> str:
+    server = os.environ.get(MYSQL_URL_ENV)
+    return f"database: {'MySQL/MariaDB at ' + server if server else 'SQLite'}"
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server = os.environ.get(MYSQL_URL_ENV)
+    if not server:
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+        return
+    # A database of our own, dropped at the end; an unreachable server fails the run.
+    name = f"imgapi_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server.rstrip("/") + "/", isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(
+            text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        )
+    try:
+        yield f"{server.rstrip('/')}/{name}?charset=utf8mb4"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def make_settings(
+    tmp_path_factory: pytest.TempPathFactory, database_url: str
+) -> Callable[..., Settings]:
+    """Settings from the real config.ini, pointed at the test database and temporary folders."""
+
+    def build(**sections: dict[str, str]) -> Settings:
+        root = tmp_path_factory.mktemp("instance")
+        overrides: dict[str, dict[str, str]] = {
+            "database": {"url": database_url},
+            "app": {
+                "upload_dir": str(root / "uploads"),
+                "data_dir": str(root / "data"),
+                "log_dir": str(root / "logs"),
+                "secret_key": "test-secret-key-that-is-long-enough-for-hs256",
+            },
+        }
+        for section, values in sections.items():
+            overrides.setdefault(section, {}).update(values)
+        return load_settings(config_path=PROJECT_ROOT / "config.ini", env={}, overrides=overrides)
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def make_client(make_settings: Callable[..., Settings]) -> Iterator[Callable[..., TestClient]]:
+    """A started app with the given setting overrides; stopped at the end of the run."""
+    clients: list[TestClient] = []
+
+    def build(**sections: dict[str, str]) -> TestClient:
+        client = TestClient(create_app(make_settings(**sections)))
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield build
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def client(make_client: Callable[..., TestClient]) -> TestClient:
+    return make_client()
+
+
+@pytest.fixture(scope="session")
+def app(client: TestClient) -> FastAPI:
+    application: FastAPI = client.app  # type: ignore[assignment]
+    return application
+
+
+class UserHandle:
+    """A registered, logged-in user: their data and the headers that authenticate them."""
+
+    def __init__(self, data: dict[str, Any], token: str) -> None:
+        self.data = data
+        self.id: int = data["id"]
+        self.username: str = data["username"]
+        self.token = token
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+
+def register_and_log_in(client: TestClient, prefix: str = "user") -> UserHandle:
+    username = f"{prefix}{next(_user_numbers)}_{uuid.uuid4().hex[:6]}"
+    response = client.post(
+        "/users/",
+        json={"username": username, "email": f"{username}@example.com", "password": PASSWORD},
+    )
+    assert response.status_code == 201, response.text
+    token = client.post("/users/token", data={"username": username, "password": PASSWORD})
+    assert token.status_code == 200, token.text
+    return UserHandle(response.json(), token.json()["access_token"])
+
+
+@pytest.fixture
+def user(client: TestClient) -> UserHandle:
+    return register_and_log_in(client)
+
+
+@pytest.fixture
+def other_user(client: TestClient) -> UserHandle:
+    return register_and_log_in(client, prefix="other")
+
+
+def image_bytes(
+    image_format: str = "PNG",
+    size: tuple[int, int] = (64, 48),
+    color: tuple[int, int, int] = (200, 30, 30),
+) -> bytes:
+    """A small real image: a colour with a gradient, encoded in the given format."""
+    image = Image.new("RGB", size, color)
+    for x in range(size[0]):
+        image.putpixel((x, 0), (x * 4 % 256, 0, 0))
+    buffer = io.BytesIO()
+    image.save(buffer, format=image_format)
+    return buffer.getvalue()
+
+
+def upload(
+    client: TestClient, owner: UserHandle, data: bytes | None = None, filename: str = "photo.png"
+) -> dict[str, Any]:
+    response = client.post(
+        "/images/upload",
+        headers=owner.headers,
+        files={
+            "file": (
+                filename,
+                data if data is not None else image_bytes(),
+                "application/octet-stream",
+            )
+        },
+    )
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def stored_file(app: FastAPI, image_id: int) -> Path:
+    from app.database.tables import Image as ImageRow
+
+    with app.state.database.session() as session:
+        row = session.get(ImageRow, image_id)
+        assert row is not None
+        path: Path = app.state.store.path(row.stored_path)
+        return path
