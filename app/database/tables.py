@@ -7,7 +7,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     DateTime,
-    Float,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -110,9 +110,9 @@ class InferenceResult(Base):
     model_name: Mapped[str] = mapped_column(String(100))
     model_version: Mapped[str] = mapped_column(String(50))
     label: Mapped[str] = mapped_column(String(255))
-    confidence: Mapped[float] = mapped_column(Float)
+    confidence: Mapped[float] = mapped_column(Double)
     predictions: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
-    processing_time_ms: Mapped[float] = mapped_column(Float)
+    processing_time_ms: Mapped[float] = mapped_column(Double)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
 
     image: Mapped[Image] = relationship(back_populates="results")

@@ -1,0 +1,97 @@
+"""The real service (`python main.py`) in a subprocess on a free local port, for e2e tests."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx2 as httpx
+
+from app.config import PROJECT_ROOT
+
+START_TIMEOUT_SECONDS = 60
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class LiveServer:
+    def __init__(
+        self, *, database_url: str, root: Path, settings: dict[str, str] | None = None
+    ) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.root = root
+        self.env = {
+            **os.environ,
+            "IMGAPI_DATABASE__URL": database_url,
+            "IMGAPI_SERVER__PORT": str(self.port),
+            "IMGAPI_APP__UPLOAD_DIR": str(root / "uploads"),
+            "IMGAPI_APP__DATA_DIR": str(root / "data"),
+            "IMGAPI_APP__LOG_DIR": str(root / "logs"),
+            **(settings or {}),
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_file(self) -> Path:
+        return self.root / "logs" / "app.log"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "main.py"],
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"server exited with {self.process.returncode}; see {self.log_file}"
+                )
+            try:
+                if httpx.get(f"{self.base_url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("server did not become healthy in time")
+
+    def kill(self) -> None:
+        """Die like a crash: no shutdown handlers run."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+@contextmanager
+def live_server(
+    *, database_url: str, root: Path, settings: dict[str, str] | None = None
+) -> Iterator[LiveServer]:
+    server = LiveServer(database_url=database_url, root=root, settings=settings)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,133 @@
+"""The dynamic batching runner, driven directly with a small instrumented model."""
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.config import BatchingSettings
+from app.models.model_interface import ModelInterface, create_model, top_k_predictions
+from app.services.batch_runner import BatchRunner
+from app.utils.exceptions import InferenceFailedError, ServiceBusyError, UnknownModelError
+
+
+class DoublingModel(ModelInterface):
+    """Doubles its input and records the size of every batch it is given."""
+
+    name = "doubling"
+    version = "test"
+    input_size = (1, 1)
+
+    def __init__(self, delay: float = 0.0, fail: bool = False) -> None:
+        self.delay = delay
+        self.fail = fail
+        self.batch_sizes: list[int] = []
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def load_model(self) -> None:
+        self.labels = ["x"]
+
+    def preprocess(self, image: Image.Image) -> np.ndarray:
+        return np.zeros(1, dtype=np.float32)
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        self.gate.wait(5)
+        self.batch_sizes.append(len(batch))
+        time.sleep(self.delay)
+        if self.fail:
+            raise RuntimeError("boom")
+        return batch * 2
+
+    def postprocess(self, output: np.ndarray) -> dict[str, Any]:
+        return {"value": float(output[0])}
+
+
+def start(model: DoublingModel, **knobs: float) -> BatchRunner:
+    settings = BatchingSettings(
+        **{"max_batch_size": 8, "max_batch_delay_ms": 20, "queue_size": 64, **knobs}
+    )
+    model.load_model()
+    runner = BatchRunner(model, settings)
+    runner.start()
+    return runner
+
+
+def test_concurrent_requests_share_batches_and_get_their_own_answers() -> None:
+    model = DoublingModel(delay=0.01)
+    runner = start(model)
+    results: dict[int, float] = {}
+
+    def call(i: int) -> None:
+        results[i] = float(runner.infer(np.array([i], dtype=np.float32))[0])
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(24)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    runner.stop()
+    assert results == {i: 2.0 * i for i in range(24)}
+    assert max(model.batch_sizes) > 1
+    assert max(model.batch_sizes) <= 8
+    assert sum(model.batch_sizes) == 24
+
+
+def test_a_full_queue_refuses_with_service_busy() -> None:
+    model = DoublingModel()
+    model.gate.clear()  # the worker blocks on its first batch
+    runner = start(model, queue_size=2, max_batch_size=1, max_batch_delay_ms=0)
+    first = runner.submit(np.ones(1, dtype=np.float32))
+    time.sleep(0.05)  # the worker has taken the first job and is stuck in predict
+    runner.submit(np.ones(1, dtype=np.float32))
+    runner.submit(np.ones(1, dtype=np.float32))
+    with pytest.raises(ServiceBusyError) as error:
+        runner.submit(np.ones(1, dtype=np.float32))
+    assert error.value.headers["Retry-After"] == "1"
+    model.gate.set()
+    assert float(first.result(5)[0]) == 2.0
+    runner.stop()
+
+
+def test_a_request_whose_caller_gave_up_is_dropped() -> None:
+    model = DoublingModel()
+    model.gate.clear()
+    runner = start(model, max_batch_size=1, max_batch_delay_ms=0)
+    busy = runner.submit(np.ones(1, dtype=np.float32))
+    time.sleep(0.05)
+    abandoned = runner.submit(np.full(1, 7, dtype=np.float32))
+    assert abandoned.cancel()
+    kept = runner.submit(np.full(1, 3, dtype=np.float32))
+    model.gate.set()
+    assert float(kept.result(5)[0]) == 6.0
+    busy.result(5)
+    runner.stop()
+    assert model.batch_sizes == [1, 1]  # the abandoned sample never reached the model
+
+
+def test_a_failing_model_fails_every_caller_of_the_batch() -> None:
+    runner = start(DoublingModel(fail=True))
+    with pytest.raises(InferenceFailedError, match="boom"):
+        runner.infer(np.ones(1, dtype=np.float32))
+    runner.stop()
+
+
+def test_factory_builds_registered_models_and_names_the_others() -> None:
+    model = create_model("dummy")
+    model.load_model()
+    red = model.preprocess(Image.new("RGB", (50, 50), (230, 20, 20)))
+    output = model.predict(np.stack([red, red]))
+    assert output.shape == (2, len(model.labels))
+    assert model.postprocess(output[0])["label"] == "red"
+    with pytest.raises(UnknownModelError, match="available models: dummy"):
+        create_model("missing")
+
+
+def test_top_k_is_sorted_and_bounded() -> None:
+    outcome = top_k_predictions(np.array([0.1, 0.6, 0.3]), ["a", "b", "c"], k=2)
+    assert [p["label"] for p in outcome["predictions"]] == ["b", "c"]
+    assert outcome["label"] == "b"
+    assert outcome["confidence"] == pytest.approx(0.6)

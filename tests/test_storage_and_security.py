@@ -1,0 +1,93 @@
+"""Units with logic of their own: file storage, image checks, secrets, login limits, redaction."""
+
+import io
+import stat
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from app.services.login_limiter import LoginLimiter
+from app.services.security import resolve_secret_key
+from app.services.storage import ImageStore
+from app.utils.image_utils import inspect_image, open_rgb
+from app.utils.logging_config import redact
+from tests.conftest import image_bytes
+
+
+def test_store_writes_atomically_under_user_folders(tmp_path: Path) -> None:
+    store = ImageStore(tmp_path / "uploads")
+    relative = store.save(owner_id=7, data=b"abc", extension="png")
+    assert relative.startswith("user_7/") and relative.endswith(".png")
+    assert store.path(relative).read_bytes() == b"abc"
+    assert not list((tmp_path / "uploads" / "user_7").glob(".upload-*"))
+    store.delete(relative)
+    assert not store.path(relative).exists()
+    store.delete(relative)  # deleting twice is harmless
+
+
+def test_store_refuses_paths_outside_its_root(tmp_path: Path) -> None:
+    store = ImageStore(tmp_path / "uploads")
+    with pytest.raises(ValueError, match="escapes"):
+        store.path("../outside.png")
+
+
+def test_inspect_reads_every_frame_of_a_gif() -> None:
+    frames = [Image.new("RGB", (20, 10), (80 * i, 0, 0)) for i in range(3)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:])
+    info = inspect_image(buffer.getvalue(), max_pixels=10_000)
+    assert (info.format, info.frames, info.width, info.height) == ("GIF", 3, 20, 10)
+
+
+def test_open_rgb_honours_exif_orientation_and_transparency(tmp_path: Path) -> None:
+    rotated = Image.new("RGB", (40, 20), (0, 0, 255))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored rotated: shown 90 degrees clockwise
+    rotated.save(tmp_path / "r.jpg", exif=exif.tobytes())
+    assert open_rgb(tmp_path / "r.jpg").size == (20, 40)
+
+    clear = Image.new("RGBA", (4, 4), (0, 0, 0, 0))
+    clear.save(tmp_path / "clear.png")
+    upright = open_rgb(tmp_path / "clear.png")
+    assert upright.mode == "RGB"
+    assert upright.getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_draft_decodes_big_jpegs_at_reduced_scale(tmp_path: Path) -> None:
+    (tmp_path / "big.jpg").write_bytes(image_bytes("JPEG", size=(1600, 1200)))
+    # The largest reduction that keeps both sides at least the requested size: 1/2 here.
+    assert open_rgb(tmp_path / "big.jpg", draft_size=(320, 320)).size == (800, 600)
+
+
+def test_placeholder_secret_is_replaced_by_a_kept_random_key(tmp_path: Path) -> None:
+    first = resolve_secret_key("your_secret_key_for_jwt", tmp_path)
+    assert first != "your_secret_key_for_jwt" and len(first) >= 32
+    key_file = tmp_path / "secret_key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert resolve_secret_key("", tmp_path) == first  # kept across restarts
+    assert resolve_secret_key("a-real-configured-secret-key-0123456789", tmp_path) == (
+        "a-real-configured-secret-key-0123456789"
+    )
+
+
+def test_login_limiter_counts_failures_per_key() -> None:
+    limiter = LoginLimiter(max_attempts=2, window_seconds=60)
+    key = limiter.key(" Alice ", "1.2.3.4")
+    assert key == limiter.key("alice", "1.2.3.4")
+    limiter.record_failure(key)
+    assert limiter.retry_after(key) == 0
+    limiter.record_failure(key)
+    assert 0 < limiter.retry_after(key) <= 60
+    assert limiter.retry_after(limiter.key("alice", "5.6.7.8")) == 0
+    limiter.reset(key)
+    assert limiter.retry_after(key) == 0
+
+
+def test_secrets_are_redacted_from_log_text() -> None:
+    text = redact(
+        "GET /ws/inference?token=eyJhbGciOi.x.y&a=1 "
+        'Authorization: Bearer abc.def "password": "hunter22"'
+    )
+    assert "eyJhbGciOi" not in text and "abc.def" not in text and "hunter22" not in text
+    assert "token=[redacted]&a=1" in text
