@@ -1,5 +1,6 @@
 """Builds the FastAPI application: settings, logging, database, storage, models, routes."""
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,11 +15,19 @@ from app.database.migrate import upgrade_schema
 from app.errors import install_error_handlers
 from app.middleware import RequestLogMiddleware, UploadSizeLimitMiddleware
 from app.models.model_interface import model_class
-from app.routers import image_router, inference_router, system_router, user_router
+from app.routers import (
+    image_router,
+    inference_router,
+    system_router,
+    user_router,
+    websocket_router,
+)
 from app.services.login_limiter import LoginLimiter
 from app.services.model_pool import ModelPool
+from app.services.notifier import TaskNotifier
 from app.services.security import TokenService, resolve_secret_key
 from app.services.storage import ImageStore
+from app.services.task_runner import TaskRunner
 from app.utils.exceptions import AppError, StartupError
 from app.utils.logging_config import setup_logging
 
@@ -75,13 +84,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     database = _open_database(settings)
     secret_key = resolve_secret_key(settings.app.secret_key, settings.path(settings.app.data_dir))
     model_pool = ModelPool(settings)
+    store = ImageStore(settings.path(settings.app.upload_dir))
+    notifier = TaskNotifier()
+    task_runner = TaskRunner(
+        database=database,
+        store=store,
+        pool=model_pool,
+        notifier=notifier,
+        settings=settings.inference,
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        notifier.bind(asyncio.get_running_loop())
         if settings.inference.preload:
             model_pool.runner(settings.inference.default_model)
+        task_runner.recover()
         logger.info("serving with database %s", _safe_url(settings.database_url))
         yield
+        task_runner.shutdown()
         model_pool.close()
         database.dispose()
 
@@ -94,8 +115,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.database = database
-    app.state.store = ImageStore(settings.path(settings.app.upload_dir))
+    app.state.store = store
     app.state.model_pool = model_pool
+    app.state.notifier = notifier
+    app.state.task_runner = task_runner
     app.state.tokens = TokenService(
         secret_key, timedelta(minutes=settings.app.access_token_expire_minutes)
     )
@@ -111,6 +134,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_size=settings.app.max_upload_size,
     )
     app.add_middleware(RequestLogMiddleware)
-    for module in (system_router, user_router, inference_router, image_router):
+    for module in (system_router, user_router, inference_router, image_router, websocket_router):
         app.include_router(module.router)
     return app

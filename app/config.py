@@ -79,6 +79,9 @@ class BatchingSettings(_Section):
 class InferenceSettings(BatchingSettings):
     default_model: str = "dummy"
     preload: bool = True
+    task_workers: int = Field(default=8, ge=1, le=256)
+    max_pending_tasks: int = Field(default=2000, ge=1)
+    max_task_attempts: int = Field(default=3, ge=1)
 
 
 class Settings(BaseModel):

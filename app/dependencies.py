@@ -15,6 +15,7 @@ from app.services.login_limiter import LoginLimiter
 from app.services.model_pool import ModelPool
 from app.services.security import TokenService
 from app.services.storage import ImageStore
+from app.services.task_runner import TaskRunner
 from app.services.users import get_user
 from app.utils.exceptions import AuthenticationError
 
@@ -46,6 +47,11 @@ def get_model_pool(connection: HTTPConnection) -> ModelPool:
     return pool
 
 
+def get_task_runner(connection: HTTPConnection) -> TaskRunner:
+    runner: TaskRunner = connection.app.state.task_runner
+    return runner
+
+
 def get_token_service(connection: HTTPConnection) -> TokenService:
     tokens: TokenService = connection.app.state.tokens
     return tokens
@@ -60,6 +66,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
 StoreDep = Annotated[ImageStore, Depends(get_store)]
 ModelPoolDep = Annotated[ModelPool, Depends(get_model_pool)]
+TaskRunnerDep = Annotated[TaskRunner, Depends(get_task_runner)]
 TokenServiceDep = Annotated[TokenService, Depends(get_token_service)]
 LoginLimiterDep = Annotated[LoginLimiter, Depends(get_login_limiter)]
 

@@ -1,6 +1,7 @@
 """ORM tables: users, their images, and the inference results computed from them."""
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -12,6 +13,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Text,
     TypeDecorator,
 )
 from sqlalchemy.dialects import mysql
@@ -116,3 +118,39 @@ class InferenceResult(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
 
     image: Mapped[Image] = relationship(back_populates="results")
+
+
+class TaskStatus(StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+UNFINISHED_STATUSES = (TaskStatus.PENDING, TaskStatus.PROCESSING)
+
+
+class InferenceTask(Base):
+    """An accepted asynchronous inference request: stored before any work, so none is lost."""
+
+    __tablename__ = "inference_tasks"
+    __table_args__ = (
+        Index("ix_tasks_owner_created", "owner_id", "created_at"),
+        Index("ix_tasks_status_created", "status", "created_at"),
+        MYSQL_TABLE_ARGS,
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    model_name: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20), default=TaskStatus.PENDING)
+    result_id: Mapped[int | None] = mapped_column(
+        ForeignKey("inference_results.id", ondelete="SET NULL"), default=None
+    )
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    # How many times a worker has started this task; restarts after a crash count too.
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

@@ -1,11 +1,18 @@
 """Run a model on one of your images and read the stored results."""
 
-from fastapi import APIRouter
+from fastapi import APIRouter, BackgroundTasks, Response
 
-from app.database.tables import InferenceResult
-from app.dependencies import CurrentUser, ModelPoolDep, SessionDep, StoreDep
+from app.database.tables import InferenceResult, InferenceTask
+from app.dependencies import (
+    CurrentUser,
+    ModelPoolDep,
+    SessionDep,
+    StoreDep,
+    TaskRunnerDep,
+)
 from app.schemas.inference import InferenceRequest, InferenceResultOut
-from app.services import inference
+from app.schemas.task import TaskAccepted, TaskCreate, TaskOut, task_url
+from app.services import inference, tasks
 
 router = APIRouter(prefix="/images/inference", tags=["inference"])
 
@@ -26,6 +33,31 @@ def infer(
         image_id=body.image_id,
         model_name=body.model_name,
     )
+
+
+@router.post("/async", status_code=202, response_model=TaskAccepted)
+def submit_task(
+    body: TaskCreate,
+    background: BackgroundTasks,
+    response: Response,
+    user: CurrentUser,
+    session: SessionDep,
+    runner: TaskRunnerDep,
+    pool: ModelPoolDep,
+) -> TaskAccepted:
+    task = tasks.create_task(
+        session=session, runner=runner, default_model=pool.default_model, owner=user, task_in=body
+    )
+    background.add_task(runner.enqueue, task.id)
+    response.headers["Location"] = task_url(task.id)
+    return TaskAccepted(
+        task_id=task.id, status=task.status, image_id=task.image_id, model_name=task.model_name
+    )
+
+
+@router.get("/tasks/{task_id}", response_model=TaskOut)
+def read_task(task_id: str, user: CurrentUser, session: SessionDep) -> InferenceTask:
+    return tasks.get_task(session=session, owner=user, task_id=task_id)
 
 
 @router.get("/{result_id}", response_model=InferenceResultOut)

@@ -44,17 +44,12 @@ def run_inference(
 
     started = time.perf_counter()
     outcome = classify_file(runner, path)
-    elapsed_ms = (time.perf_counter() - started) * 1000
-
-    result = InferenceResult(
-        image_id=image_id,
+    result = new_result(
         owner_id=owner.id,
-        model_name=runner.model.name,
-        model_version=runner.model.version,
-        label=outcome["label"],
-        confidence=outcome["confidence"],
-        predictions=outcome["predictions"],
-        processing_time_ms=round(elapsed_ms, 3),
+        image_id=image_id,
+        runner=runner,
+        outcome=outcome,
+        elapsed_ms=(time.perf_counter() - started) * 1000,
     )
     session.add(result)
     try:
@@ -63,6 +58,21 @@ def run_inference(
         session.rollback()
         raise NotFoundError(f"image {image_id} was deleted while the model ran") from exc
     return result
+
+
+def new_result(
+    *, owner_id: int, image_id: int, runner: BatchRunner, outcome: dict[str, Any], elapsed_ms: float
+) -> InferenceResult:
+    return InferenceResult(
+        image_id=image_id,
+        owner_id=owner_id,
+        model_name=runner.model.name,
+        model_version=runner.model.version,
+        label=outcome["label"],
+        confidence=outcome["confidence"],
+        predictions=outcome["predictions"],
+        processing_time_ms=round(elapsed_ms, 3),
+    )
 
 
 def get_result(*, session: Session, owner: User, result_id: int) -> InferenceResult:

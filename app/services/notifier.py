@@ -1,0 +1,78 @@
+"""Pushes task updates to every open WebSocket of the task's owner.
+
+Updates are published from worker threads; each connection has its own bounded queue and
+sender, so one slow client never delays the others or the worker.
+"""
+
+import asyncio
+import logging
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketState
+
+logger = logging.getLogger(__name__)
+
+# A client this far behind is not reading; it is disconnected rather than buffered forever.
+MAX_QUEUED_MESSAGES = 1000
+CLOSE_TOO_SLOW = 1013  # "try again later"
+
+
+class Subscription:
+    def __init__(self, user_id: int, websocket: WebSocket) -> None:
+        self.user_id = user_id
+        self.websocket = websocket
+        self.queue: asyncio.Queue[dict[str, Any] | str] = asyncio.Queue(MAX_QUEUED_MESSAGES)
+        self.overflowed = False
+
+    def offer(self, message: dict[str, Any] | str) -> None:
+        try:
+            self.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            self.overflowed = True
+            logger.warning("websocket of user %d is not reading; closing it", self.user_id)
+
+    async def pump(self) -> None:
+        """Send queued messages until the connection ends."""
+        while not self.overflowed:
+            message = await self.queue.get()
+            if self.websocket.application_state != WebSocketState.CONNECTED:
+                return
+            if isinstance(message, str):
+                await self.websocket.send_text(message)
+            else:
+                await self.websocket.send_json(message)
+        await self.websocket.close(code=CLOSE_TOO_SLOW, reason="client is not reading")
+
+
+class TaskNotifier:
+    def __init__(self) -> None:
+        self._subscriptions: dict[int, set[Subscription]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def subscribe(self, user_id: int, websocket: WebSocket) -> Subscription:
+        subscription = Subscription(user_id, websocket)
+        self._subscriptions.setdefault(user_id, set()).add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        owned = self._subscriptions.get(subscription.user_id)
+        if owned is not None:
+            owned.discard(subscription)
+            if not owned:
+                del self._subscriptions[subscription.user_id]
+
+    def connection_count(self, user_id: int) -> int:
+        return len(self._subscriptions.get(user_id, ()))
+
+    def publish(self, user_id: int, message: dict[str, Any]) -> None:
+        """Queue a message for all of a user's connections; safe to call from any thread."""
+        if self._loop is None or self._loop.is_closed():
+            return
+        self._loop.call_soon_threadsafe(self._deliver, user_id, message)
+
+    def _deliver(self, user_id: int, message: dict[str, Any]) -> None:
+        for subscription in list(self._subscriptions.get(user_id, ())):
+            subscription.offer(message)

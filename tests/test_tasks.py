@@ -1,0 +1,163 @@
+"""Asynchronous inference over HTTP: submit, poll, read the result; and the edge cases."""
+
+import time
+import uuid
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from app.database.tables import InferenceResult
+from app.models.model_interface import MODEL_REGISTRY
+from tests import gated_model
+from tests.conftest import UserHandle, register_and_log_in, upload
+
+
+def wait_for_task(
+    client: TestClient, owner: UserHandle, task_id: str, timeout: float = 20
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        task: dict[str, Any] = client.get(
+            f"/images/inference/tasks/{task_id}", headers=owner.headers
+        ).json()
+        if task["status"] in ("completed", "failed"):
+            return task
+        time.sleep(0.02)
+    raise AssertionError(f"task {task_id} did not finish: {task}")
+
+
+def test_submit_poll_and_read_the_result(client: TestClient, user: UserHandle) -> None:
+    image = upload(client, user)
+    response = client.post(
+        "/images/inference/async", headers=user.headers, json={"image_id": image["id"]}
+    )
+    assert response.status_code == 202
+    accepted = response.json()
+    assert accepted["status"] == "pending"
+    assert accepted["result_url"] == f"/images/inference/tasks/{accepted['task_id']}"
+    assert accepted["status_url"] == accepted["result_url"]
+    assert response.headers["Location"] == accepted["status_url"]
+    uuid.UUID(accepted["task_id"])
+
+    task = wait_for_task(client, user, accepted["task_id"])
+    assert task["status"] == "completed"
+    assert task["attempts"] == 1
+    assert task["result_url"] == f"/images/inference/{task['result_id']}"
+    assert task["created_at"] <= task["started_at"] <= task["finished_at"]
+    result = client.get(task["result_url"], headers=user.headers)
+    assert result.status_code == 200
+    assert result.json()["image_id"] == image["id"]
+
+
+def test_client_chosen_task_id_and_duplicates(client: TestClient, user: UserHandle) -> None:
+    image = upload(client, user)
+    task_id = str(uuid.uuid4())
+    body = {"image_id": image["id"], "model_name": "dummy", "task_id": task_id}
+    assert (
+        client.post("/images/inference/async", headers=user.headers, json=body).json()["task_id"]
+        == task_id
+    )
+    finished = wait_for_task(client, user, task_id)
+
+    again = client.post("/images/inference/async", headers=user.headers, json=body)
+    assert again.status_code == 409
+    assert again.json()["code"] == "conflict"
+    assert client.get(f"/images/inference/tasks/{task_id}", headers=user.headers).json() == finished
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"image_id": 987654}, 404, "not_found"),
+        ({"model_name": "nonexistent"}, 400, "unknown_model"),
+        ({"task_id": "not-a-uuid"}, 422, "validation_error"),
+        ({"image_id": "one"}, 422, "validation_error"),
+    ],
+)
+def test_bad_submissions_are_refused_before_anything_is_stored(
+    client: TestClient, user: UserHandle, body: dict[str, object], status: int, code: str
+) -> None:
+    image = upload(client, user)
+    response = client.post(
+        "/images/inference/async", headers=user.headers, json={"image_id": image["id"], **body}
+    )
+    assert response.status_code == status
+    assert response.json()["code"] == code
+    if code == "unknown_model":
+        assert "dummy" in response.json()["detail"]
+
+
+def test_tasks_of_others_are_not_found(
+    client: TestClient, user: UserHandle, other_user: UserHandle
+) -> None:
+    image = upload(client, user)
+    foreign = client.post(
+        "/images/inference/async", headers=other_user.headers, json={"image_id": image["id"]}
+    )
+    assert foreign.status_code == 404
+    task_id = client.post(
+        "/images/inference/async", headers=user.headers, json={"image_id": image["id"]}
+    ).json()["task_id"]
+    assert (
+        client.get(f"/images/inference/tasks/{task_id}", headers=other_user.headers).status_code
+        == 404
+    )
+    assert (
+        client.get(f"/images/inference/tasks/{uuid.uuid4()}", headers=user.headers).status_code
+        == 404
+    )
+    assert client.get(f"/images/inference/tasks/{task_id}").status_code == 401
+
+
+def test_full_task_queue_answers_503_with_retry_after(make_client) -> None:  # type: ignore[no-untyped-def]
+    limited = make_client(inference={"max_pending_tasks": "2"})
+    owner = register_and_log_in(limited)
+    image = upload(limited, owner)
+    runner = limited.app.state.task_runner
+    runner.reserve()
+    runner.reserve()  # two tasks are in flight, as far as admission is concerned
+    try:
+        refused = limited.post(
+            "/images/inference/async", headers=owner.headers, json={"image_id": image["id"]}
+        )
+        assert refused.status_code == 503
+        assert refused.json()["code"] == "service_busy"
+        assert int(refused.headers["Retry-After"]) > 0
+    finally:
+        runner.release()
+        runner.release()
+    accepted = limited.post(
+        "/images/inference/async", headers=owner.headers, json={"image_id": image["id"]}
+    )
+    assert accepted.status_code == 202
+    assert wait_for_task(limited, owner, accepted.json()["task_id"])["status"] == "completed"
+
+
+def test_deleting_the_image_mid_inference_leaves_nothing_behind(
+    client: TestClient, app: FastAPI, user: UserHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(MODEL_REGISTRY, "gated", "tests.gated_model:GatedModel")
+    gated_model.entered.clear()
+    gated_model.gate.clear()
+    image = upload(client, user)
+    task_id = client.post(
+        "/images/inference/async",
+        headers=user.headers,
+        json={"image_id": image["id"], "model_name": "gated"},
+    ).json()["task_id"]
+    try:
+        assert gated_model.entered.wait(20)  # the model is running this task now
+        assert (
+            client.get(f"/images/inference/tasks/{task_id}", headers=user.headers).json()["status"]
+            == "processing"
+        )
+        assert client.delete(f"/images/{image['id']}", headers=user.headers).status_code == 204
+    finally:
+        gated_model.gate.set()
+    time.sleep(0.5)
+    assert client.get(f"/images/inference/tasks/{task_id}", headers=user.headers).status_code == 404
+    with app.state.database.session() as session:
+        assert session.query(InferenceResult).filter_by(image_id=image["id"]).count() == 0
+    assert client.get("/health").status_code == 200
