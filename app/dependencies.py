@@ -32,8 +32,14 @@ def get_database(connection: HTTPConnection) -> Database:
     return database
 
 
+READ_ONLY_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
 def get_session(connection: HTTPConnection) -> Iterator[Session]:
-    with get_database(connection).session() as session:
+    database = get_database(connection)
+    # Reads never wait for SQLite's write lock; a WebSocket only reads (its token's user).
+    reads_only = connection.scope.get("method", "GET") in READ_ONLY_METHODS
+    with database.read_session() if reads_only else database.session() as session:
         yield session
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+READ_ONLY_OPTION = "imgapi_read_only"
 
 
 def create_db_engine(url: str, *, pool_size: int, pool_recycle: int, echo: bool = False) -> Engine:
@@ -56,8 +57,10 @@ def _configure_sqlite(dbapi_connection: Any, _record: object) -> None:
 def _begin_immediate(connection: Connection) -> None:
     # A deferred transaction that reads and then writes fails at once with "database is
     # locked" if another writer committed in between; taking the write lock up front makes
-    # it wait for the busy timeout instead. Transactions are kept short so this stays cheap.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # it wait for the busy timeout instead. Read-only sessions ask for a deferred BEGIN, so
+    # readers never queue behind writers (WAL lets them read alongside).
+    mode = "DEFERRED" if connection.get_execution_options().get(READ_ONLY_OPTION) else "IMMEDIATE"
+    connection.exec_driver_sql(f"BEGIN {mode}")
 
 
 class Database:
@@ -66,9 +69,16 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._read_sessions = sessionmaker(
+            engine.execution_options(**{READ_ONLY_OPTION: True}), expire_on_commit=False
+        )
 
     def session(self) -> Session:
         return self._sessions()
+
+    def read_session(self) -> Session:
+        """A session for work that only reads (it must not write: SQLite could refuse)."""
+        return self._read_sessions()
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -19,7 +19,7 @@ CLOSE_POLICY_VIOLATION = 1008
 
 
 def _authenticate(websocket: WebSocket, token: str | None) -> User | None:
-    with get_database(websocket).session() as session:
+    with get_database(websocket).read_session() as session:
         try:
             return user_from_token(session, get_token_service(websocket), token)
         except AuthenticationError:

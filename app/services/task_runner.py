@@ -105,7 +105,7 @@ class TaskRunner:
 
     def recover(self) -> int:
         """Queue every task a previous process accepted but did not finish."""
-        with self.database.session() as session:
+        with self.database.read_session() as session:
             task_ids = session.scalars(
                 select(InferenceTask.id)
                 .where(InferenceTask.status.in_(UNFINISHED_STATUSES))

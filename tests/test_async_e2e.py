@@ -1,0 +1,275 @@
+"""Async inference end to end: a real server process, real WebSocket clients, crashes and bursts."""
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+import pytest
+from sqlalchemy import create_engine, select
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+from app.database.tables import InferenceTask
+from app.services.security import TokenService
+from tests.conftest import PASSWORD, image_bytes
+from tests.live_server import LiveServer, live_server
+
+SECRET = "e2e-secret-key-long-enough-for-hs256-signing"
+
+
+class Account:
+    def __init__(self, http: httpx.Client, name: str) -> None:
+        http.post(
+            "/users/", json={"username": name, "email": f"{name}@example.com", "password": PASSWORD}
+        )
+        token = http.post("/users/token", data={"username": name, "password": PASSWORD}).json()[
+            "access_token"
+        ]
+        self.http = http
+        self.token = token
+        self.headers = {"Authorization": f"Bearer {token}"}
+        upload = http.post(
+            "/images/upload", headers=self.headers, files={"file": ("a.png", image_bytes())}
+        )
+        self.image_id: int = upload.json()["id"]
+
+    def submit(self, **extra: Any) -> httpx.Response:
+        return self.http.post(
+            "/images/inference/async",
+            headers=self.headers,
+            json={"image_id": self.image_id, **extra},
+        )
+
+    def task(self, task_id: str) -> dict[str, Any]:
+        body: dict[str, Any] = self.http.get(
+            f"/images/inference/tasks/{task_id}", headers=self.headers
+        ).json()
+        return body
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{time.monotonic_ns() % 10**9}"
+
+
+@pytest.fixture
+def server(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+    with live_server(
+        database_url=database_url, root=tmp_path, settings={"IMGAPI_APP__SECRET_KEY": SECRET}
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+def http(server: LiveServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.base_url, timeout=30) as client:
+        yield client
+
+
+@contextmanager
+def open_socket(server: LiveServer, token: str) -> Iterator[ClientConnection]:
+    with connect(
+        f"ws://127.0.0.1:{server.port}/ws/inference?token={token}", open_timeout=10
+    ) as socket:
+        greeting = json.loads(socket.recv(timeout=5))
+        assert greeting["type"] == "connected"
+        yield socket
+
+
+def updates_until_done(
+    socket: ClientConnection, task_id: str, timeout: float = 20
+) -> list[dict[str, Any]]:
+    """The task_update messages of one task, up to its final status."""
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        message = json.loads(socket.recv(timeout=deadline - time.monotonic()))
+        if message.get("task_id") == task_id:
+            seen.append(message)
+            if message["status"] in ("completed", "failed"):
+                return seen
+    raise AssertionError(f"no final update for {task_id}: {seen}")
+
+
+def test_submit_and_get_pushed_processing_and_completed(
+    server: LiveServer, http: httpx.Client
+) -> None:
+    alice = Account(http, unique("alice"))
+    with open_socket(server, alice.token) as socket:
+        accepted = alice.submit(model_name="dummy").json()
+        updates = updates_until_done(socket, accepted["task_id"])
+    assert [u["status"] for u in updates] == ["pending", "processing", "completed"]
+    final = updates[-1]
+    assert set(final) == {
+        "type", "task_id", "status", "image_id", "model_name",
+        "result_id", "result_url", "error", "timestamp",
+    }  # fmt: skip
+    assert final["image_id"] == alice.image_id and final["model_name"] == "dummy"
+    result = http.get(final["result_url"], headers=alice.headers)
+    assert result.status_code == 200
+    assert result.json()["id"] == final["result_id"]
+    assert alice.task(accepted["task_id"])["status"] == "completed"
+
+
+def test_every_connection_of_the_owner_and_no_one_else_gets_updates(
+    server: LiveServer, http: httpx.Client
+) -> None:
+    alice, bob = Account(http, unique("alice")), Account(http, unique("bob"))
+    with (
+        open_socket(server, alice.token) as first,
+        open_socket(server, alice.token) as second,
+        open_socket(server, bob.token) as eavesdropper,
+    ):
+        task_id = alice.submit().json()["task_id"]
+        for socket in (first, second):
+            assert updates_until_done(socket, task_id)[-1]["status"] == "completed"
+        # Bob's line is alive but carries nothing of Alice's: his ping is the next thing he gets.
+        eavesdropper.send("ping")
+        assert eavesdropper.recv(timeout=5) == "pong"
+
+
+@pytest.mark.parametrize("kind", ["missing", "forged", "expired", "garbage"])
+def test_bad_tokens_are_closed_with_1008(server: LiveServer, http: httpx.Client, kind: str) -> None:
+    carol = Account(http, unique("carol"))
+    user_id = http.get("/users/me", headers=carol.headers).json()["id"]
+    tokens = {
+        "missing": "",
+        "forged": TokenService("some-other-secret-key-entirely-0000000", timedelta(hours=1)).issue(
+            user_id=user_id, token_version=0
+        ),
+        "expired": TokenService(SECRET, timedelta(seconds=-10)).issue(
+            user_id=user_id, token_version=0
+        ),
+        "garbage": "not.a.token",
+    }
+    query = f"?token={tokens[kind]}" if kind != "missing" else ""
+    url = f"ws://127.0.0.1:{server.port}/ws/inference{query}"
+    with connect(url, open_timeout=10) as socket, pytest.raises(ConnectionClosed) as closed:
+        socket.recv(timeout=5)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1008
+
+
+def test_ping_pong_and_abrupt_disconnects_are_harmless(
+    server: LiveServer, http: httpx.Client
+) -> None:
+    dave = Account(http, unique("dave"))
+    with open_socket(server, dave.token) as socket:
+        socket.send("ping")
+        assert socket.recv(timeout=5) == "pong"
+        socket.send(b"\x00binary is ignored")
+        socket.send("ping")
+        assert socket.recv(timeout=5) == "pong"
+        socket.socket.close()  # vanish without a closing handshake
+    task_id = dave.submit().json()["task_id"]
+    deadline = time.monotonic() + 20
+    while dave.task(task_id)["status"] != "completed":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert http.get("/health").status_code == 200
+    assert "Traceback" not in server.log_file.read_text()
+    assert dave.token not in server.log_file.read_text()
+
+
+def test_tasks_survive_a_crash(database_url: str, tmp_path: Path) -> None:
+    # Slow on purpose: one task thread, and the batcher waits 300 ms for company that never comes.
+    slow = {
+        "IMGAPI_INFERENCE__TASK_WORKERS": "1",
+        "IMGAPI_MODEL.DUMMY__MAX_BATCH_SIZE": "64",
+        "IMGAPI_MODEL.DUMMY__MAX_BATCH_DELAY_MS": "300",
+        "IMGAPI_APP__SECRET_KEY": SECRET,
+    }
+    first = LiveServer(database_url=database_url, root=tmp_path, settings=slow)
+    first.start()
+    with httpx.Client(base_url=first.base_url, timeout=30) as http:
+        erin = Account(http, unique("erin"))
+        task_ids = [erin.submit().json()["task_id"] for _ in range(12)]
+        deadline = time.monotonic() + 20
+        while erin.task(task_ids[0])["status"] != "completed":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    first.kill()
+    left_unfinished = unfinished_tasks(database_url, task_ids)
+    assert left_unfinished  # killed mid-way: some accepted tasks had not run yet
+
+    restarted = LiveServer(
+        database_url=database_url, root=tmp_path, settings={"IMGAPI_APP__SECRET_KEY": SECRET}
+    )
+    restarted.start()
+    try:
+        with httpx.Client(base_url=restarted.base_url, timeout=30) as http:
+            erin.http = http
+            deadline = time.monotonic() + 60
+            states = [erin.task(t) for t in task_ids]
+            while any(s["status"] != "completed" for s in states):
+                assert time.monotonic() < deadline, states
+                time.sleep(0.1)
+                states = [erin.task(t) for t in task_ids]
+    finally:
+        restarted.stop()
+    assert all(s["result_id"] for s in states)
+    assert f"recovered {len(left_unfinished)} unfinished tasks" in restarted.log_file.read_text()
+    # A task the crash caught mid-inference was started twice, and says so.
+    by_id = {s["task_id"]: s for s in states}
+    for task_id, (status, attempts) in left_unfinished.items():
+        assert by_id[task_id]["attempts"] == attempts + 1, (status, by_id[task_id])
+
+
+def unfinished_tasks(database_url: str, task_ids: list[str]) -> dict[str, tuple[str, int]]:
+    """Status and attempts of the given tasks that are not finished, read from the database."""
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                select(InferenceTask.id, InferenceTask.status, InferenceTask.attempts).where(
+                    InferenceTask.id.in_(task_ids),
+                    InferenceTask.status.in_(["pending", "processing"]),
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    return {row.id: (row.status, row.attempts) for row in rows}
+
+
+def test_a_burst_of_500_tasks_all_complete_without_starving_sync_requests(
+    server: LiveServer, http: httpx.Client
+) -> None:
+    frank = Account(http, unique("frank"))
+    latencies: list[float] = []
+    done = threading.Event()
+
+    def watch_health() -> None:
+        with httpx.Client(base_url=server.base_url, timeout=30) as probe:
+            while not done.is_set():
+                started = time.perf_counter()
+                probe.get("/health")
+                latencies.append(time.perf_counter() - started)
+                time.sleep(0.05)
+
+    with open_socket(server, frank.token) as socket:
+        watcher = threading.Thread(target=watch_health)
+        watcher.start()
+        with ThreadPoolExecutor(16) as pool:
+            responses = list(pool.map(lambda _: frank.submit(), range(500)))
+        assert [r.status_code for r in responses] == [202] * 500, {r.text for r in responses}
+        expected = {r.json()["task_id"] for r in responses}
+        completed: set[str] = set()
+        deadline = time.monotonic() + 180
+        while completed != expected:
+            message = json.loads(socket.recv(timeout=deadline - time.monotonic()))
+            if message.get("status") == "completed":
+                completed.add(message["task_id"])
+        sync = http.post(
+            "/images/inference", headers=frank.headers, json={"image_id": frank.image_id}
+        )
+        done.set()
+        watcher.join()
+    assert sync.status_code == 200
+    print(f"health latency during the burst: max {max(latencies):.3f} s over {len(latencies)}")
+    assert latencies and max(latencies) < 2.0, sorted(latencies)[-5:]
