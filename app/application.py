@@ -34,7 +34,8 @@ from app.utils.logging_config import setup_logging
 logger = logging.getLogger(__name__)
 
 API_DESCRIPTION = (
-    "Register, upload images, and run pretrained models on them synchronously. "
+    "Register, upload images, and run pretrained models on them, synchronously or as "
+    "background tasks with live WebSocket updates. "
     "Use **Authorize** with your username and password to try the protected routes."
 )
 

@@ -9,10 +9,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx2 as httpx
 
 from app.config import PROJECT_ROOT
+from tests.conftest import PASSWORD, image_bytes
 
 START_TIMEOUT_SECONDS = 60
 
@@ -95,3 +97,35 @@ def live_server(
         yield server
     finally:
         server.stop()
+
+
+class Account:
+    """A registered user of a live server, with one uploaded image."""
+
+    def __init__(self, http: httpx.Client, name: str) -> None:
+        http.post(
+            "/users/", json={"username": name, "email": f"{name}@example.com", "password": PASSWORD}
+        )
+        token = http.post("/users/token", data={"username": name, "password": PASSWORD}).json()[
+            "access_token"
+        ]
+        self.http = http
+        self.token = token
+        self.headers = {"Authorization": f"Bearer {token}"}
+        upload = http.post(
+            "/images/upload", headers=self.headers, files={"file": ("a.png", image_bytes())}
+        )
+        self.image_id: int = upload.json()["id"]
+
+    def submit(self, **extra: Any) -> httpx.Response:
+        return self.http.post(
+            "/images/inference/async",
+            headers=self.headers,
+            json={"image_id": self.image_id, **extra},
+        )
+
+    def task(self, task_id: str) -> dict[str, Any]:
+        body: dict[str, Any] = self.http.get(
+            f"/images/inference/tasks/{task_id}", headers=self.headers
+        ).json()
+        return body

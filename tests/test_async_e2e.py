@@ -18,40 +18,9 @@ from websockets.sync.client import ClientConnection, connect
 
 from app.database.tables import InferenceTask
 from app.services.security import TokenService
-from tests.conftest import PASSWORD, image_bytes
-from tests.live_server import LiveServer, live_server
+from tests.live_server import Account, LiveServer, live_server
 
 SECRET = "e2e-secret-key-long-enough-for-hs256-signing"
-
-
-class Account:
-    def __init__(self, http: httpx.Client, name: str) -> None:
-        http.post(
-            "/users/", json={"username": name, "email": f"{name}@example.com", "password": PASSWORD}
-        )
-        token = http.post("/users/token", data={"username": name, "password": PASSWORD}).json()[
-            "access_token"
-        ]
-        self.http = http
-        self.token = token
-        self.headers = {"Authorization": f"Bearer {token}"}
-        upload = http.post(
-            "/images/upload", headers=self.headers, files={"file": ("a.png", image_bytes())}
-        )
-        self.image_id: int = upload.json()["id"]
-
-    def submit(self, **extra: Any) -> httpx.Response:
-        return self.http.post(
-            "/images/inference/async",
-            headers=self.headers,
-            json={"image_id": self.image_id, **extra},
-        )
-
-    def task(self, task_id: str) -> dict[str, Any]:
-        body: dict[str, Any] = self.http.get(
-            f"/images/inference/tasks/{task_id}", headers=self.headers
-        ).json()
-        return body
 
 
 def unique(prefix: str) -> str:
