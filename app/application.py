@@ -67,6 +67,14 @@ def _safe_url(url: str) -> str:
         return "<unparsable database URL>"
 
 
+def _preload(pool: ModelPool, name: str) -> None:
+    try:
+        pool.runner(name)
+    except Exception as exc:
+        pool.close()
+        raise StartupError(f"cannot load model '{name}': {exc}") from exc
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The application, ready to serve; StartupError says in one line why it cannot be."""
     try:
@@ -95,11 +103,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings=settings.inference,
     )
 
+    if settings.inference.preload:
+        _preload(model_pool, settings.inference.default_model)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         notifier.bind(asyncio.get_running_loop())
-        if settings.inference.preload:
-            model_pool.runner(settings.inference.default_model)
         task_runner.recover()
         logger.info("serving with database %s", _safe_url(settings.database_url))
         yield

@@ -69,14 +69,16 @@ class ServerSettings(_Section):
     port: int = Field(default=8000, ge=1, le=65535)
 
 
-class BatchingSettings(_Section):
+class ModelSettings(_Section):
     max_batch_size: int = Field(default=8, ge=1, le=1024)
     max_batch_delay_ms: float = Field(default=2.0, ge=0)
     queue_size: int = Field(default=256, ge=1)
     timeout_seconds: float = Field(default=30.0, gt=0)
+    # Threads a model's runtime may use inside one predict call; 0 lets the runtime choose.
+    intra_op_threads: int = Field(default=0, ge=0, le=256)
 
 
-class InferenceSettings(BatchingSettings):
+class InferenceSettings(ModelSettings):
     default_model: str = "dummy"
     preload: bool = True
     task_workers: int = Field(default=8, ge=1, le=256)
@@ -92,7 +94,7 @@ class Settings(BaseModel):
     app: AppSettings = AppSettings()
     server: ServerSettings = ServerSettings()
     inference: InferenceSettings = InferenceSettings()
-    models: dict[str, BatchingSettings] = {}
+    models: dict[str, ModelSettings] = {}
 
     def path(self, value: str) -> Path:
         """A configured path; relative ones are taken from the config file's folder."""
@@ -113,12 +115,12 @@ class Settings(BaseModel):
             )
         return f"sqlite:///{self.path(db.sqlite_path)}"
 
-    def batching_for(self, model_name: str) -> BatchingSettings:
-        """The batching knobs of one model: its own section, else the [inference] ones."""
+    def model_settings(self, model_name: str) -> ModelSettings:
+        """The knobs of one model: its own section, else the [inference] defaults."""
         if model_name in self.models:
             return self.models[model_name]
-        fields = BatchingSettings.model_fields
-        return BatchingSettings(**{name: getattr(self.inference, name) for name in fields})
+        fields = ModelSettings.model_fields
+        return ModelSettings(**{name: getattr(self.inference, name) for name in fields})
 
 
 _SECTIONS: dict[str, type[_Section]] = {
@@ -181,7 +183,7 @@ def load_settings(
             merged.setdefault(section, {}).update(values)
 
     sections: dict[str, object] = {}
-    models: dict[str, BatchingSettings] = {}
+    models: dict[str, ModelSettings] = {}
     for section, values in merged.items():
         try:
             if section in _SECTIONS:
@@ -191,8 +193,8 @@ def load_settings(
                 defaults = sections.get("inference") or InferenceSettings.model_validate(
                     merged.get("inference", {})
                 )
-                base = {name: getattr(defaults, name) for name in BatchingSettings.model_fields}
-                models[model_name] = BatchingSettings.model_validate({**base, **values})
+                base = {name: getattr(defaults, name) for name in ModelSettings.model_fields}
+                models[model_name] = ModelSettings.model_validate({**base, **values})
             else:
                 raise ConfigError(f"unknown section [{section}] in {path}")
         except ValidationError as exc:

@@ -1,4 +1,8 @@
-"""Dependencies routes ask for, named once as Annotated aliases."""
+"""Dependencies routes ask for, named once as Annotated aliases.
+
+The accessors are `async def` only so that FastAPI calls them inline: they do no I/O, and a
+plain `def` would cost a thread-pool hop on every request.
+"""
 
 from collections.abc import Iterator
 from typing import Annotated
@@ -22,12 +26,12 @@ from app.utils.exceptions import AuthenticationError
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/users/token", auto_error=False)
 
 
-def get_settings(connection: HTTPConnection) -> Settings:
+async def get_settings(connection: HTTPConnection) -> Settings:
     settings: Settings = connection.app.state.settings
     return settings
 
 
-def get_database(connection: HTTPConnection) -> Database:
+async def get_database(connection: HTTPConnection) -> Database:
     database: Database = connection.app.state.database
     return database
 
@@ -36,34 +40,34 @@ READ_ONLY_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
 def get_session(connection: HTTPConnection) -> Iterator[Session]:
-    database = get_database(connection)
+    database: Database = connection.app.state.database
     # Reads never wait for SQLite's write lock; a WebSocket only reads (its token's user).
     reads_only = connection.scope.get("method", "GET") in READ_ONLY_METHODS
     with database.read_session() if reads_only else database.session() as session:
         yield session
 
 
-def get_store(connection: HTTPConnection) -> ImageStore:
+async def get_store(connection: HTTPConnection) -> ImageStore:
     store: ImageStore = connection.app.state.store
     return store
 
 
-def get_model_pool(connection: HTTPConnection) -> ModelPool:
+async def get_model_pool(connection: HTTPConnection) -> ModelPool:
     pool: ModelPool = connection.app.state.model_pool
     return pool
 
 
-def get_task_runner(connection: HTTPConnection) -> TaskRunner:
+async def get_task_runner(connection: HTTPConnection) -> TaskRunner:
     runner: TaskRunner = connection.app.state.task_runner
     return runner
 
 
-def get_token_service(connection: HTTPConnection) -> TokenService:
+async def get_token_service(connection: HTTPConnection) -> TokenService:
     tokens: TokenService = connection.app.state.tokens
     return tokens
 
 
-def get_login_limiter(connection: HTTPConnection) -> LoginLimiter:
+async def get_login_limiter(connection: HTTPConnection) -> LoginLimiter:
     limiter: LoginLimiter = connection.app.state.login_limiter
     return limiter
 

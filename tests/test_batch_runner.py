@@ -1,5 +1,6 @@
 """The dynamic batching runner, driven directly with a small instrumented model."""
 
+import asyncio
 import threading
 import time
 from typing import Any
@@ -7,11 +8,19 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
+from starlette.requests import Request
+from starlette.types import Message
 
-from app.config import BatchingSettings
+from app.config import ModelSettings
 from app.models.model_interface import ModelInterface, create_model, top_k_predictions
 from app.services.batch_runner import BatchRunner
-from app.utils.exceptions import InferenceFailedError, ServiceBusyError, UnknownModelError
+from app.services.inference import PreparedInput, predict_while_connected
+from app.utils.exceptions import (
+    ClientGoneError,
+    InferenceFailedError,
+    ServiceBusyError,
+    UnknownModelError,
+)
 
 
 class DoublingModel(ModelInterface):
@@ -47,7 +56,7 @@ class DoublingModel(ModelInterface):
 
 
 def start(model: DoublingModel, **knobs: float) -> BatchRunner:
-    settings = BatchingSettings(
+    settings = ModelSettings(
         **{"max_batch_size": 8, "max_batch_delay_ms": 20, "queue_size": 64, **knobs}
     )
     model.load_model()
@@ -131,3 +140,23 @@ def test_top_k_is_sorted_and_bounded() -> None:
     assert [p["label"] for p in outcome["predictions"]] == ["b", "c"]
     assert outcome["label"] == "b"
     assert outcome["confidence"] == pytest.approx(0.6)
+
+
+def test_a_client_that_disconnects_is_dropped_before_its_batch_runs() -> None:
+    model = DoublingModel()
+    model.gate.clear()
+    runner = start(model, max_batch_size=1, max_batch_delay_ms=0)
+    busy = runner.submit(np.ones(1, dtype=np.float32))
+    time.sleep(0.05)  # the worker is stuck on the first job; ours would be next
+
+    async def client_left() -> Message:
+        return {"type": "http.disconnect"}
+
+    request = Request({"type": "http", "method": "POST", "path": "/", "headers": []}, client_left)
+    prepared = PreparedInput(runner, 1, 1, np.full(1, 5, dtype=np.float32), time.perf_counter())
+    with pytest.raises(ClientGoneError):
+        asyncio.run(predict_while_connected(prepared, request))
+    model.gate.set()
+    busy.result(5)
+    runner.stop()
+    assert model.batch_sizes == [1]  # only the first job ever reached the model

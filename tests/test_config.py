@@ -18,7 +18,7 @@ def test_defaults_use_embedded_sqlite() -> None:
     assert settings.database_url == f"sqlite:///{PROJECT_ROOT / 'data' / 'app.db'}"
     assert settings.app.max_upload_size == 10 * 1024 * 1024
     assert settings.server.port == 8000
-    assert settings.inference.default_model == "dummy"
+    assert settings.inference.default_model == "efficientnet_lite0"
 
 
 def test_environment_overrides_any_key() -> None:
@@ -51,9 +51,9 @@ def test_mysql_from_the_seed_keys_or_a_url() -> None:
 
 def test_per_model_sections_override_batching() -> None:
     settings = load_settings(CONFIG, env={}, overrides={"model.other": {"max_batch_size": "32"}})
-    assert settings.batching_for("other").max_batch_size == 32
-    assert settings.batching_for("dummy").max_batch_delay_ms == 0
-    assert settings.batching_for("unlisted").max_batch_size == settings.inference.max_batch_size
+    assert settings.model_settings("other").max_batch_size == 32
+    assert settings.model_settings("dummy").max_batch_delay_ms == 0
+    assert settings.model_settings("unlisted").max_batch_size == settings.inference.max_batch_size
 
 
 @pytest.mark.parametrize(

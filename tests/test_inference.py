@@ -59,12 +59,9 @@ def test_dummy_model_answers_from_the_pixels(
     client: TestClient, user: UserHandle, color: tuple[int, int, int], label: str
 ) -> None:
     image = upload(client, user, image_bytes("JPEG", size=(300, 200), color=color))
-    first = client.post(
-        "/images/inference", headers=user.headers, json={"image_id": image["id"]}
-    ).json()
-    again = client.post(
-        "/images/inference", headers=user.headers, json={"image_id": image["id"]}
-    ).json()
+    body = {"image_id": image["id"], "model_name": "dummy"}
+    first = client.post("/images/inference", headers=user.headers, json=body).json()
+    again = client.post("/images/inference", headers=user.headers, json=body).json()
     assert first["label"] == label
     assert first["predictions"] == again["predictions"]
     assert first["id"] != again["id"]
@@ -123,10 +120,17 @@ def test_inference_needs_a_token(client: TestClient) -> None:
 def test_models_are_listed(client: TestClient, user: UserHandle) -> None:
     response = client.get("/models", headers=user.headers)
     assert response.status_code == 200
-    dummy = next(model for model in response.json() if model["name"] == "dummy")
-    assert dummy["loaded"] is True
-    assert dummy["num_labels"] == 12
-    assert dummy["batching"]["max_batch_size"] >= 1
+    models = {model["name"]: model for model in response.json()}
+    assert set(models) == {"dummy", "efficientnet_lite0"}
+    default = models["efficientnet_lite0"]
+    assert default["loaded"] is True and default["default"] is True
+    assert default["task"] == "classification"
+    assert default["input_size"] == [224, 224]
+    assert default["num_labels"] == 1000
+    assert default["settings"]["max_batch_size"] == 8
+    assert default["settings"]["intra_op_threads"] == 2
+    assert models["dummy"]["num_labels"] == 12
+    assert models["dummy"]["settings"]["max_batch_delay_ms"] == 0
 
 
 def test_health_needs_no_token(client: TestClient) -> None:

@@ -42,6 +42,9 @@ def test_readme_examples_work_verbatim(database_url: str, tmp_path: Path) -> Non
     assert '"format":"JPEG"' in output
     assert "X-Total-Count: 1" in output.replace("x-total-count", "X-Total-Count")
     assert '"model_name":"dummy"' in output
+    assert re.search(
+        r'"model_name":"efficientnet_lite0".*"label":"(Egyptian cat|tiger cat|tabby)', output
+    )
     assert (workdir / "downloaded.jpg").read_bytes() == (
         PROJECT_ROOT / "tests/data/chelsea.jpg"
     ).read_bytes()

@@ -34,6 +34,7 @@ class DummyModel(ModelInterface):
     name = "dummy"
     version = "1.0"
     input_size = (32, 32)
+    num_labels = len(PALETTE)
     draft_size = (64, 64)
 
     def load_model(self) -> None:

@@ -12,11 +12,13 @@ from typing import Any, ClassVar
 import numpy as np
 from PIL import Image
 
+from app.config import ModelSettings
 from app.utils.exceptions import UnknownModelError
 
 # name -> "module:Class"
 MODEL_REGISTRY: dict[str, str] = {
     "dummy": "app.models.dummy_model:DummyModel",
+    "efficientnet_lite0": "app.models.efficientnet_model:EfficientNetLite0",
 }
 DEFAULT_TOP_K = 5
 
@@ -32,9 +34,13 @@ class ModelInterface(ABC):
     version: ClassVar[str]
     task: ClassVar[str] = "classification"
     input_size: ClassVar[tuple[int, int]]
+    num_labels: ClassVar[int]
     # JPEGs are decoded at reduced scale when the model needs no more than this many pixels.
     draft_size: ClassVar[tuple[int, int] | None] = None
     labels: list[str]
+
+    def __init__(self, settings: ModelSettings | None = None) -> None:
+        self.settings = settings or ModelSettings()
 
     @abstractmethod
     def load_model(self) -> None:
@@ -95,6 +101,6 @@ def model_class(name: str) -> type[ModelInterface]:
     return cls
 
 
-def create_model(name: str) -> ModelInterface:
+def create_model(name: str, settings: ModelSettings | None = None) -> ModelInterface:
     """A new, not yet loaded instance of the named model."""
-    return model_class(name)()
+    return model_class(name)(settings)

@@ -1,6 +1,9 @@
 """Run a model on one of your images and read the stored results."""
 
-from fastapi import APIRouter, BackgroundTasks, Response
+from functools import partial
+
+from fastapi import APIRouter, BackgroundTasks, Request, Response
+from fastapi.concurrency import run_in_threadpool
 
 from app.database.tables import InferenceResult, InferenceTask
 from app.dependencies import (
@@ -18,20 +21,30 @@ router = APIRouter(prefix="/images/inference", tags=["inference"])
 
 
 @router.post("", response_model=InferenceResultOut)
-def infer(
+async def infer(
     body: InferenceRequest,
+    request: Request,
     user: CurrentUser,
     session: SessionDep,
     store: StoreDep,
     pool: ModelPoolDep,
 ) -> InferenceResult:
-    return inference.run_inference(
-        session=session,
-        store=store,
-        pool=pool,
-        owner=user,
-        image_id=body.image_id,
-        model_name=body.model_name,
+    # Database and decoding work runs in the thread pool; only the wait for the model's
+    # batch happens on the event loop, where a client that leaves can be noticed.
+    prepared = await run_in_threadpool(
+        partial(
+            inference.prepare_input,
+            session=session,
+            store=store,
+            pool=pool,
+            owner=user,
+            image_id=body.image_id,
+            model_name=body.model_name,
+        )
+    )
+    output = await inference.predict_while_connected(prepared, request)
+    return await run_in_threadpool(
+        partial(inference.save_result, session=session, prepared=prepared, output=output)
     )
 
 

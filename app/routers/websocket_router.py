@@ -8,7 +8,7 @@ from fastapi import APIRouter, WebSocket
 from fastapi.concurrency import run_in_threadpool
 
 from app.database.tables import User
-from app.dependencies import get_database, get_token_service, user_from_token
+from app.dependencies import user_from_token
 from app.services.notifier import TaskNotifier
 from app.utils.exceptions import AuthenticationError
 
@@ -19,9 +19,10 @@ CLOSE_POLICY_VIOLATION = 1008
 
 
 def _authenticate(websocket: WebSocket, token: str | None) -> User | None:
-    with get_database(websocket).read_session() as session:
+    state = websocket.app.state
+    with state.database.read_session() as session:
         try:
-            return user_from_token(session, get_token_service(websocket), token)
+            return user_from_token(session, state.tokens, token)
         except AuthenticationError:
             return None
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.config import BatchingSettings
+from app.config import ModelSettings
 from app.models.model_interface import ModelInterface
 from app.utils.exceptions import InferenceFailedError, InferenceTimeoutError, ServiceBusyError
 
@@ -34,7 +34,7 @@ class BatchRunner:
     Requests whose caller has given up are dropped before the batch runs.
     """
 
-    def __init__(self, model: ModelInterface, settings: BatchingSettings) -> None:
+    def __init__(self, model: ModelInterface, settings: ModelSettings) -> None:
         self.model = model
         self.settings = settings
         self._queue: queue.Queue[_Job | object] = queue.Queue(maxsize=settings.queue_size)

@@ -1,33 +1,52 @@
 """Running a model on a stored image and keeping the result."""
 
+import asyncio
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from starlette.requests import Request
 
 from app.database.tables import InferenceResult, User
+from app.models.model_interface import ModelInterface
 from app.services.batch_runner import BatchRunner
 from app.services.images import get_image
 from app.services.model_pool import ModelPool
 from app.services.storage import ImageStore
-from app.utils.exceptions import NotFoundError
+from app.utils.exceptions import ClientGoneError, InferenceTimeoutError, NotFoundError
 from app.utils.image_utils import open_rgb
+
+
+@dataclass(frozen=True)
+class PreparedInput:
+    """A model-ready sample of one stored image, and where its result goes."""
+
+    runner: BatchRunner
+    owner_id: int
+    image_id: int
+    sample: np.ndarray
+    started: float
+
+
+def preprocess_file(model: ModelInterface, path: Path) -> np.ndarray:
+    try:
+        image = open_rgb(path, draft_size=model.draft_size)
+    except FileNotFoundError as exc:
+        raise NotFoundError("the image's file is missing from storage") from exc
+    return model.preprocess(image)
 
 
 def classify_file(runner: BatchRunner, path: Path) -> dict[str, Any]:
     """Decode and preprocess in this thread, predict in the model's batch, postprocess here."""
     model = runner.model
-    try:
-        image = open_rgb(path, draft_size=model.draft_size)
-    except FileNotFoundError as exc:
-        raise NotFoundError("the image's file is missing from storage") from exc
-    output = runner.infer(model.preprocess(image))
-    return model.postprocess(output)
+    return model.postprocess(runner.infer(preprocess_file(model, path)))
 
 
-def run_inference(
+def prepare_input(
     *,
     session: Session,
     store: ImageStore,
@@ -35,28 +54,65 @@ def run_inference(
     owner: User,
     image_id: int,
     model_name: str | None,
-) -> InferenceResult:
+) -> PreparedInput:
+    """Find the caller's image and turn it into the model's input, in the calling thread."""
     runner = pool.runner(model_name)
     image = get_image(session=session, owner=owner, image_id=image_id)
     path = store.path(image.stored_path)
     # End the read transaction: nothing should hold the database while the model runs.
     session.commit()
-
     started = time.perf_counter()
-    outcome = classify_file(runner, path)
+    sample = preprocess_file(runner.model, path)
+    return PreparedInput(runner, owner.id, image_id, sample, started)
+
+
+async def predict_while_connected(prepared: PreparedInput, request: Request) -> np.ndarray:
+    """Wait for the batch that runs this sample; drop it if the client leaves or time runs out."""
+    runner = prepared.runner
+    future = runner.submit(prepared.sample)
+    output = asyncio.wrap_future(future)
+    client_gone = asyncio.ensure_future(_wait_for_disconnect(request))
+    try:
+        done, _ = await asyncio.wait(
+            {output, client_gone},
+            timeout=runner.settings.timeout_seconds,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+    finally:
+        client_gone.cancel()
+    if output in done:
+        return output.result()
+    future.cancel()  # still queued: the worker skips it
+    if client_gone in done:
+        raise ClientGoneError("the client closed the connection before the answer was ready")
+    raise InferenceTimeoutError(
+        f"model '{runner.model.name}' did not answer within {runner.settings.timeout_seconds} s"
+    )
+
+
+async def _wait_for_disconnect(request: Request) -> None:
+    # The body is already read, so the next message can only be the disconnect.
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+def save_result(
+    *, session: Session, prepared: PreparedInput, output: np.ndarray
+) -> InferenceResult:
+    runner = prepared.runner
     result = new_result(
-        owner_id=owner.id,
-        image_id=image_id,
+        owner_id=prepared.owner_id,
+        image_id=prepared.image_id,
         runner=runner,
-        outcome=outcome,
-        elapsed_ms=(time.perf_counter() - started) * 1000,
+        outcome=runner.model.postprocess(output),
+        elapsed_ms=(time.perf_counter() - prepared.started) * 1000,
     )
     session.add(result)
     try:
         session.commit()
     except IntegrityError as exc:
         session.rollback()
-        raise NotFoundError(f"image {image_id} was deleted while the model ran") from exc
+        raise NotFoundError(f"image {prepared.image_id} was deleted while the model ran") from exc
     return result
 
 

@@ -39,10 +39,11 @@ class ModelPool:
 
     def _load(self, name: str) -> BatchRunner:
         started = time.perf_counter()
-        model = create_model(name)
+        settings = self.settings.model_settings(name)
+        model = create_model(name, settings)
         model.load_model()
         model.warm_up()
-        runner = BatchRunner(model, self.settings.batching_for(name))
+        runner = BatchRunner(model, settings)
         runner.start()
         logger.info(
             "model %s %s loaded in %.0f ms",
@@ -63,10 +64,10 @@ class ModelPool:
                     "version": cls.version,
                     "task": cls.task,
                     "input_size": list(cls.input_size),
-                    "num_labels": len(runner.model.labels) if runner else None,
+                    "num_labels": cls.num_labels,
                     "loaded": runner is not None,
                     "default": name == self.default_model,
-                    "batching": self.settings.batching_for(name).model_dump(),
+                    "settings": self.settings.model_settings(name).model_dump(),
                     "queue_depth": runner.queue_depth if runner else 0,
                 }
             )

@@ -86,6 +86,12 @@ class InferenceTimeoutError(AppError):
     code = "inference_timeout"
 
 
+class ClientGoneError(AppError):
+    # nginx's "client closed request": nobody is left to read it, but the log line says why.
+    status_code = 499
+    code = "client_closed_request"
+
+
 class InferenceFailedError(AppError):
     status_code = 500
     code = "inference_failed"
