@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The MariaDB/MySQL server the MySQL test run creates its throw-away databases on.
 TEST_MYSQL_URL ?= mysql+pymysql://root@127.0.0.1:3306
 
-.PHONY: run test test-sqlite test-mysql lint format clean
+.PHONY: run test test-sqlite test-mysql lint format bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ lint: $(VENV)/.dev
 format: $(VENV)/.dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# The load generator is Debian's wrk: installed here if missing (needs root, as on our machines).
+bench: $(VENV)/.dev
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python bench/run_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -13,7 +13,7 @@ from app.config import ConfigError, Settings, load_settings
 from app.database.engine import Database, create_db_engine
 from app.database.migrate import upgrade_schema
 from app.errors import install_error_handlers
-from app.middleware import RequestLogMiddleware, UploadSizeLimitMiddleware
+from app.middleware import BodySizeLimitMiddleware, RequestLogMiddleware
 from app.models.model_interface import model_class
 from app.routers import (
     image_router,
@@ -139,9 +139,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     install_error_handlers(app)
     app.add_middleware(
-        UploadSizeLimitMiddleware,
-        paths={image_router.UPLOAD_PATH},
-        max_size=settings.app.max_upload_size,
+        BodySizeLimitMiddleware,
+        upload_paths={image_router.UPLOAD_PATH},
+        max_upload_size=settings.app.max_upload_size,
     )
     app.add_middleware(RequestLogMiddleware)
     for module in (system_router, user_router, inference_router, image_router, websocket_router):

@@ -7,7 +7,7 @@ plain `def` would cost a thread-pool hop on every request.
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Path
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection
@@ -15,9 +15,11 @@ from starlette.requests import HTTPConnection
 from app.config import Settings
 from app.database.engine import Database
 from app.database.tables import User
+from app.schemas.ids import MAX_ROW_ID
 from app.services.login_limiter import LoginLimiter
 from app.services.model_pool import ModelPool
-from app.services.security import TokenService
+from app.services.notifier import TaskNotifier
+from app.services.security import TokenClaims, TokenService
 from app.services.storage import ImageStore
 from app.services.task_runner import TaskRunner
 from app.services.users import get_user
@@ -62,6 +64,11 @@ async def get_task_runner(connection: HTTPConnection) -> TaskRunner:
     return runner
 
 
+async def get_notifier(connection: HTTPConnection) -> TaskNotifier:
+    notifier: TaskNotifier = connection.app.state.notifier
+    return notifier
+
+
 async def get_token_service(connection: HTTPConnection) -> TokenService:
     tokens: TokenService = connection.app.state.tokens
     return tokens
@@ -73,9 +80,12 @@ async def get_login_limiter(connection: HTTPConnection) -> LoginLimiter:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-SessionDep = Annotated[Session, Depends(get_session)]
+# Closed as soon as the route returns, not after the response is sent: a slow download
+# must not hold a pooled connection (and SQLite's WAL) for as long as the client reads.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 StoreDep = Annotated[ImageStore, Depends(get_store)]
 ModelPoolDep = Annotated[ModelPool, Depends(get_model_pool)]
+NotifierDep = Annotated[TaskNotifier, Depends(get_notifier)]
 TaskRunnerDep = Annotated[TaskRunner, Depends(get_task_runner)]
 TokenServiceDep = Annotated[TokenService, Depends(get_token_service)]
 LoginLimiterDep = Annotated[LoginLimiter, Depends(get_login_limiter)]
@@ -83,6 +93,13 @@ LoginLimiterDep = Annotated[LoginLimiter, Depends(get_login_limiter)]
 
 def user_from_token(session: Session, tokens: TokenService, token: str | None) -> User:
     """The user a bearer token belongs to; AuthenticationError for anything invalid."""
+    return authenticated(session, tokens, token)[0]
+
+
+def authenticated(
+    session: Session, tokens: TokenService, token: str | None
+) -> tuple[User, TokenClaims]:
+    """The user a bearer token belongs to, and the token's claims."""
     claims = tokens.read(token) if token else None
     if claims is None:
         raise AuthenticationError(
@@ -93,7 +110,7 @@ def user_from_token(session: Session, tokens: TokenService, token: str | None) -
         raise AuthenticationError("token is no longer valid; log in again")
     # Release the read transaction now: the route may run for a while (e.g. inference).
     session.commit()
-    return user
+    return user, claims
 
 
 def get_current_user(
@@ -105,3 +122,6 @@ def get_current_user(
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
+
+# A row id in a path: out-of-range numbers are a 422 here rather than an error in the database.
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]

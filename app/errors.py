@@ -1,5 +1,9 @@
-"""Every error becomes JSON ``{"detail": ..., "code": ...}``, 401 and 422 included."""
+"""Every error becomes JSON ``{"detail": ..., "code": ...}``, 401 and 422 included.
 
+Unexpected exceptions are answered by ``RequestLogMiddleware``, which knows the request id.
+"""
+
+import json
 import logging
 from http import HTTPStatus
 
@@ -7,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 
 from app.utils.exceptions import AppError
@@ -27,10 +32,17 @@ def _code_for(status_code: int) -> str:
         return "error"
 
 
+class ErrorJSONResponse(JSONResponse):
+    """Escapes non-ASCII: an error may echo input that is not valid UTF-8 (a lone surrogate)."""
+
+    def render(self, content: object) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
 def error_response(
     status_code: int, detail: object, code: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    return JSONResponse(
+    return ErrorJSONResponse(
         status_code=status_code,
         content={"detail": jsonable_encoder(detail), "code": code},
         headers=headers,
@@ -57,13 +69,15 @@ async def validation_error_handler(_request: Request, exc: Exception) -> JSONRes
     return error_response(422, exc.errors(), "validation_error")
 
 
-async def unexpected_error_handler(_request: Request, exc: Exception) -> JSONResponse:
-    logger.exception("unhandled error", exc_info=exc)
-    return error_response(500, "internal server error", "internal_error")
+async def pool_exhausted_handler(_request: Request, exc: Exception) -> JSONResponse:
+    logger.warning("database connection pool exhausted: %s", exc)
+    return error_response(
+        503, "the database is busy; try again shortly", "service_busy", {"Retry-After": "5"}
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, app_error_handler)
     app.add_exception_handler(HTTPException, http_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
-    app.add_exception_handler(Exception, unexpected_error_handler)
+    app.add_exception_handler(PoolTimeoutError, pool_exhausted_handler)

@@ -1,4 +1,4 @@
-"""ASGI middleware: request ids with one log line per request, and the upload size limit."""
+"""ASGI middleware: request ids with one log line per request, and request body size limits."""
 
 import logging
 import re
@@ -18,6 +18,8 @@ REQUEST_ID_HEADER = "X-Request-ID"
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # Multipart framing around the file: boundaries, part headers and the file name.
 MULTIPART_OVERHEAD_BYTES = 16 * 1024
+# Every body but an upload is a small JSON document or form.
+MAX_OTHER_BODY_BYTES = 64 * 1024
 
 
 class RequestLogMiddleware:
@@ -35,10 +37,12 @@ class RequestLogMiddleware:
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status_code = 500 if scope["type"] == "http" else 101
+        response_started = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status_code
+            nonlocal status_code, response_started
             if message["type"] == "http.response.start":
+                response_started = True
                 status_code = message["status"]
                 MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
             elif message["type"] == "websocket.close":
@@ -47,6 +51,13 @@ class RequestLogMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Answered here rather than by Starlette's outermost handler, so that the error
+            # is JSON, carries the request id, and is logged with it (also when DEBUG is on).
+            logger.exception("unhandled error in %s %s", scope.get("method", "WS"), scope["path"])
+            if scope["type"] == "http" and not response_started:
+                response = error_response(500, "internal server error", "internal_error")
+                await response(scope, receive, send_with_id)
         finally:
             # The path only: query strings can carry tokens (WebSocket ?token=).
             method = scope.get("method", "WS")
@@ -55,31 +66,37 @@ class RequestLogMiddleware:
             request_id_var.reset(token)
 
 
-class UploadSizeLimitMiddleware:
-    """Refuses an upload as soon as its body grows past the limit, before it is all read."""
+class BodySizeLimitMiddleware:
+    """Refuses a request as soon as its body grows past its path's limit, before it is all read.
 
-    def __init__(self, app: ASGIApp, *, paths: set[str], max_size: int) -> None:
+    Uploads get the configured upload limit; every other body (JSON, the login form) is small.
+    """
+
+    def __init__(self, app: ASGIApp, *, upload_paths: set[str], max_upload_size: int) -> None:
         self.app = app
-        self.paths = paths
-        self.max_size = max_size
-        self.max_body = max_size + MULTIPART_OVERHEAD_BYTES
+        self.upload_paths = upload_paths
+        self.max_upload_size = max_upload_size
 
-    def _too_large(self) -> HTTPException:
-        return HTTPException(
-            status_code=413,
-            detail=f"upload is larger than the limit of {self.max_size} bytes "
-            f"({self.max_size / 1024 / 1024:.1f} MiB)",
-        )
+    def _limits(self, path: str) -> tuple[int, int]:
+        """The limit to report, and the body size allowed on the wire for it."""
+        if path in self.upload_paths:
+            return self.max_upload_size, self.max_upload_size + MULTIPART_OVERHEAD_BYTES
+        return MAX_OTHER_BODY_BYTES, MAX_OTHER_BODY_BYTES
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] not in self.paths:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit, allowed = self._limits(scope["path"])
+        too_large = HTTPException(
+            status_code=413,
+            detail=f"request body is larger than the limit of {limit} bytes "
+            f"({limit / 1024 / 1024:.1f} MiB)",
+        )
         declared = Headers(scope=scope).get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+        if declared is not None and declared.isdigit() and int(declared) > allowed:
             # Outside the exception handlers here, so answer directly, without reading the body.
-            error = self._too_large()
-            response = error_response(error.status_code, error.detail, "payload_too_large")
+            response = error_response(413, too_large.detail, "payload_too_large")
             await response(scope, receive, send)
             return
         received = 0
@@ -90,8 +107,8 @@ class UploadSizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body:
-                    raise self._too_large()
+                if received > allowed:
+                    raise too_large
             return message
 
         await self.app(scope, receive_with_limit, send)

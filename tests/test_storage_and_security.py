@@ -71,17 +71,16 @@ def test_placeholder_secret_is_replaced_by_a_kept_random_key(tmp_path: Path) -> 
     )
 
 
-def test_login_limiter_counts_failures_per_key() -> None:
+def test_login_limiter_counts_attempts_per_key() -> None:
     limiter = LoginLimiter(max_attempts=2, window_seconds=60)
     key = limiter.key(" Alice ", "1.2.3.4")
     assert key == limiter.key("alice", "1.2.3.4")
-    limiter.record_failure(key)
-    assert limiter.retry_after(key) == 0
-    limiter.record_failure(key)
-    assert 0 < limiter.retry_after(key) <= 60
-    assert limiter.retry_after(limiter.key("alice", "5.6.7.8")) == 0
+    assert limiter.acquire(key) == 0
+    assert limiter.acquire(key) == 0
+    assert 0 < limiter.acquire(key) <= 60
+    assert limiter.acquire(limiter.key("alice", "5.6.7.8")) == 0
     limiter.reset(key)
-    assert limiter.retry_after(key) == 0
+    assert limiter.acquire(key) == 0
 
 
 def test_secrets_are_redacted_from_log_text() -> None:
@@ -90,4 +89,7 @@ def test_secrets_are_redacted_from_log_text() -> None:
         'Authorization: Bearer abc.def "password": "hunter22"'
     )
     assert "eyJhbGciOi" not in text and "abc.def" not in text and "hunter22" not in text
-    assert "token=[redacted]&a=1" in text
+    assert "/ws/inference?[redacted]" in text
+    encoded = redact('"WebSocket /ws/inference?tok%65n=eyJhbGciOi.x.y" [accepted]')
+    assert "eyJhbGciOi" not in encoded
+    assert "token=[redacted]&x=1" in redact("GET /other?token=abc&x=1")

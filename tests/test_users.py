@@ -1,5 +1,8 @@
 """Registering, logging in and managing your account, as a client of the HTTP API would."""
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -7,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from jose import jwt
 
+from app.database.tables import User
 from app.services.security import TokenService
 from tests.conftest import PASSWORD, UserHandle, register_and_log_in
 
@@ -186,3 +190,51 @@ def test_repeated_failed_logins_are_rate_limited(make_client) -> None:  # type: 
     assert blocked.json()["code"] == "too_many_requests"
     # Other accounts are not affected.
     assert register_and_log_in(limited, prefix="bystander").token
+
+
+def test_guesses_sent_at_once_cannot_outrun_the_rate_limit(make_client) -> None:  # type: ignore[no-untyped-def]
+    limited = make_client(app={"login_max_attempts": "3", "login_window_seconds": "60"})
+    victim = register_and_log_in(limited, prefix="swarmed")
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(
+            pool.map(
+                lambda _: (
+                    limited.post(
+                        "/users/token", data={"username": victim.username, "password": "guess"}
+                    ).status_code
+                ),
+                range(8),
+            )
+        )
+    # The fixture's successful login reset the count: 3 guesses get checked, 5 are refused.
+    assert sorted(statuses) == [401] * 3 + [429] * 5
+
+
+def test_a_login_does_not_hold_the_database_while_the_password_is_checked(
+    client: TestClient,
+) -> None:
+    owner = register_and_log_in(client, prefix="locker")
+    database = client.app.state.database  # type: ignore[attr-defined]
+    results: list[int] = []
+    started = threading.Event()
+
+    def log_in() -> None:
+        started.set()
+        results.append(
+            client.post(
+                "/users/token", data={"username": "nobody_x", "password": PASSWORD}
+            ).status_code
+        )
+
+    thread = threading.Thread(target=log_in)
+    thread.start()
+    started.wait()
+    time.sleep(0.05)  # inside the password check now
+    began = time.perf_counter()
+    with database.session() as session:  # a writer: on SQLite, BEGIN IMMEDIATE
+        session.get(User, owner.id)
+        session.commit()
+    waited = time.perf_counter() - began
+    thread.join()
+    assert results == [401]
+    assert waited < 0.1, waited

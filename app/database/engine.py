@@ -21,6 +21,8 @@ def create_db_engine(url: str, *, pool_size: int, pool_recycle: int, echo: bool 
         engine = create_engine(
             parsed,
             echo=echo,
+            pool_size=pool_size,
+            max_overflow=pool_size * 2,
             connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
         )
         event.listen(engine, "connect", _configure_sqlite)

@@ -6,7 +6,8 @@ from fastapi import APIRouter, File, Query, Response, UploadFile
 from fastapi.responses import FileResponse
 
 from app.database.tables import Image
-from app.dependencies import CurrentUser, SessionDep, SettingsDep, StoreDep
+from app.dependencies import CurrentUser, RowId, SessionDep, SettingsDep, StoreDep
+from app.schemas.ids import MAX_ROW_ID
 from app.schemas.image import ImageDetail, ImageOut
 from app.services import images
 
@@ -39,7 +40,7 @@ def list_images(
     response: Response,
     user: CurrentUser,
     session: SessionDep,
-    skip: Annotated[int, Query(ge=0)] = 0,
+    skip: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> list[Image]:
     found, total = images.list_images(session=session, owner=user, skip=skip, limit=limit)
@@ -48,20 +49,18 @@ def list_images(
 
 
 @router.get("/{image_id}", response_model=ImageDetail)
-def read_image(image_id: int, user: CurrentUser, session: SessionDep) -> Image:
+def read_image(image_id: RowId, user: CurrentUser, session: SessionDep) -> Image:
     return images.get_image(session=session, owner=user, image_id=image_id)
 
 
 @router.get("/{image_id}/file", response_class=FileResponse)
 def download_image(
-    image_id: int, user: CurrentUser, session: SessionDep, store: StoreDep
+    image_id: RowId, user: CurrentUser, session: SessionDep, store: StoreDep
 ) -> FileResponse:
-    image = images.get_image(session=session, owner=user, image_id=image_id)
-    return FileResponse(
-        store.path(image.stored_path), media_type=image.content_type, filename=image.filename
-    )
+    image, path = images.get_image_file(session=session, store=store, owner=user, image_id=image_id)
+    return FileResponse(path, media_type=image.content_type, filename=image.filename)
 
 
 @router.delete("/{image_id}", status_code=204)
-def delete_image(image_id: int, user: CurrentUser, session: SessionDep, store: StoreDep) -> None:
+def delete_image(image_id: RowId, user: CurrentUser, session: SessionDep, store: StoreDep) -> None:
     images.delete_image(session=session, store=store, owner=user, image_id=image_id)

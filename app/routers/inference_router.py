@@ -1,6 +1,7 @@
 """Run a model on one of your images and read the stored results."""
 
 from functools import partial
+from uuid import UUID
 
 from fastapi import APIRouter, BackgroundTasks, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -9,6 +10,7 @@ from app.database.tables import InferenceResult, InferenceTask
 from app.dependencies import (
     CurrentUser,
     ModelPoolDep,
+    RowId,
     SessionDep,
     StoreDep,
     TaskRunnerDep,
@@ -16,6 +18,7 @@ from app.dependencies import (
 from app.schemas.inference import InferenceRequest, InferenceResultOut
 from app.schemas.task import TaskAccepted, TaskCreate, TaskOut, task_url
 from app.services import inference, tasks
+from app.services.task_runner import TaskRef
 
 router = APIRouter(prefix="/images/inference", tags=["inference"])
 
@@ -61,7 +64,7 @@ def submit_task(
     task = tasks.create_task(
         session=session, runner=runner, default_model=pool.default_model, owner=user, task_in=body
     )
-    background.add_task(runner.enqueue, task.id)
+    background.add_task(runner.enqueue, TaskRef.of(task))
     response.headers["Location"] = task_url(task.id)
     return TaskAccepted(
         task_id=task.id, status=task.status, image_id=task.image_id, model_name=task.model_name
@@ -69,10 +72,11 @@ def submit_task(
 
 
 @router.get("/tasks/{task_id}", response_model=TaskOut)
-def read_task(task_id: str, user: CurrentUser, session: SessionDep) -> InferenceTask:
-    return tasks.get_task(session=session, owner=user, task_id=task_id)
+def read_task(task_id: UUID, user: CurrentUser, session: SessionDep) -> InferenceTask:
+    # Parsed as a UUID: any spelling (upper case, no dashes) finds the task on every database.
+    return tasks.get_task(session=session, owner=user, task_id=str(task_id))
 
 
 @router.get("/{result_id}", response_model=InferenceResultOut)
-def read_result(result_id: int, user: CurrentUser, session: SessionDep) -> InferenceResult:
+def read_result(result_id: RowId, user: CurrentUser, session: SessionDep) -> InferenceResult:
     return inference.get_result(session=session, owner=user, result_id=result_id)

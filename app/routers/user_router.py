@@ -6,7 +6,13 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
 
 from app.database.tables import User
-from app.dependencies import CurrentUser, LoginLimiterDep, SessionDep, TokenServiceDep
+from app.dependencies import (
+    CurrentUser,
+    LoginLimiterDep,
+    NotifierDep,
+    SessionDep,
+    TokenServiceDep,
+)
 from app.schemas.user import Token, UserCreate, UserOut, UserUpdate
 from app.services import auth, users
 
@@ -42,5 +48,11 @@ def read_me(user: CurrentUser) -> User:
 
 
 @router.put("/me", response_model=UserOut)
-def update_me(user_in: UserUpdate, user: CurrentUser, session: SessionDep) -> User:
-    return users.update_user(session=session, user=user, user_in=user_in)
+def update_me(
+    user_in: UserUpdate, user: CurrentUser, session: SessionDep, notifier: NotifierDep
+) -> User:
+    updated = users.update_user(session=session, user=user, user_in=user_in)
+    if user_in.password is not None:
+        # Older tokens stop working, and so do the WebSockets opened with them.
+        notifier.disconnect_user(updated.id, "password changed; log in again")
+    return updated

@@ -4,9 +4,13 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.schemas.ids import MAX_ROW_ID
+
 
 class InferenceRequest(BaseModel):
-    image_id: int = Field(ge=1)
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    image_id: int = Field(ge=1, le=MAX_ROW_ID)
     model_name: str | None = Field(default=None, min_length=1, max_length=100)
 
 

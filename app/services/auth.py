@@ -19,14 +19,13 @@ def log_in(
     client: str,
 ) -> Token:
     key = limiter.key(username, client)
-    wait = limiter.retry_after(key)
+    wait = limiter.acquire(key)
     if wait:
         raise TooManyRequestsError(
             f"too many failed logins; try again in {wait} s", retry_after=wait
         )
     user = authenticate(session=session, username=username, password=password)
     if user is None:
-        limiter.record_failure(key)
         raise AuthenticationError("incorrect username or password")
     limiter.reset(key)
     return Token(

@@ -1,8 +1,8 @@
 """Uploading, listing and deleting a user's images: the row and its file go together."""
 
 import hashlib
-import re
-from pathlib import PurePath
+import unicodedata
+from pathlib import Path, PurePath
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -13,14 +13,19 @@ from app.utils.exceptions import NotFoundError, PayloadTooLargeError
 from app.utils.image_utils import inspect_image
 
 MAX_FILENAME_LENGTH = 255
-_UNSAFE_FILENAME_CHARS = re.compile(r"[\x00-\x1f\x7f/\\]")
 
 
 def display_filename(client_name: str | None, extension: str) -> str:
-    """The client's file name, kept for display only (files are stored under server names)."""
+    """The client's file name, kept for display only (files are stored under server names).
+
+    Control and format characters go: a right-to-left override would make "gpj.exe" read
+    as "exe.jpg".
+    """
     name = PurePath((client_name or "").replace("\\", "/")).name
-    name = _UNSAFE_FILENAME_CHARS.sub("_", name).strip()
-    return name[:MAX_FILENAME_LENGTH] or f"upload.{extension}"
+    name = "".join(
+        "_" if unicodedata.category(char) in ("Cc", "Cf", "Cs") else char for char in name
+    )
+    return name.strip()[:MAX_FILENAME_LENGTH] or f"upload.{extension}"
 
 
 def create_image(
@@ -77,6 +82,16 @@ def get_image(*, session: Session, owner: User, image_id: int) -> Image:
     if image is None or image.owner_id != owner.id:
         raise NotFoundError(f"image {image_id} not found")
     return image
+
+
+def get_image_file(
+    *, session: Session, store: ImageStore, owner: User, image_id: int
+) -> tuple[Image, Path]:
+    image = get_image(session=session, owner=owner, image_id=image_id)
+    path = store.path(image.stored_path)
+    if not path.is_file():
+        raise NotFoundError(f"the file of image {image_id} is missing from storage")
+    return image, path
 
 
 def delete_image(*, session: Session, store: ImageStore, owner: User, image_id: int) -> None:

@@ -20,21 +20,21 @@ class LoginLimiter:
     def key(username: str, client: str) -> str:
         return f"{username.strip().lower()}|{client}"
 
-    def retry_after(self, key: str) -> int:
-        """Seconds until another attempt is allowed; 0 when it is allowed now."""
+    def acquire(self, key: str) -> int:
+        """Count an attempt, or say how many seconds to wait; 0 means go ahead.
+
+        The attempt counts as a failure until ``reset`` says it succeeded, so that many
+        guesses sent at once cannot all pass the check before any of them has failed.
+        """
         now = time.monotonic()
         with self._lock:
             failures = self._recent(key, now)
-            if len(failures) < self.max_attempts:
-                return 0
-            return max(1, math.ceil(failures[0] + self.window_seconds - now))
-
-    def record_failure(self, key: str) -> None:
-        now = time.monotonic()
-        with self._lock:
+            if len(failures) >= self.max_attempts:
+                return max(1, math.ceil(failures[0] + self.window_seconds - now))
             if key not in self._failures and len(self._failures) >= MAX_TRACKED_KEYS:
                 self._forget_expired(now)
-            self._failures.setdefault(key, deque()).append(now)
+            self._failures.setdefault(key, failures).append(now)
+            return 0
 
     def reset(self, key: str) -> None:
         with self._lock:

@@ -11,6 +11,8 @@ from pathlib import Path
 from jose import JWTError, jwt
 from passlib.context import CryptContext
 
+from app.schemas.ids import MAX_ROW_ID
+
 logger = logging.getLogger(__name__)
 
 JWT_ALGORITHM = "HS256"
@@ -69,6 +71,7 @@ def resolve_secret_key(configured: str, data_dir: Path) -> str:
 class TokenClaims:
     user_id: int
     token_version: int
+    expires_at: int  # Unix time
 
 
 class TokenService:
@@ -97,6 +100,10 @@ class TokenService:
                 algorithms=[JWT_ALGORITHM],
                 options={"require_exp": True, "require_sub": True},
             )
-            return TokenClaims(user_id=int(claims["sub"]), token_version=int(claims["ver"]))
+            user_id, token_version = int(claims["sub"]), int(claims["ver"])
+            expires_at = int(claims["exp"])
         except (JWTError, KeyError, TypeError, ValueError):
             return None
+        if not 1 <= user_id <= MAX_ROW_ID:
+            return None
+        return TokenClaims(user_id=user_id, token_version=token_version, expires_at=expires_at)

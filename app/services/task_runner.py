@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -99,85 +100,91 @@ class TaskRunner:
     def announce(self, task: InferenceTask) -> None:
         self.notifier.publish(task.owner_id, task_update(task))
 
-    def enqueue(self, task_id: str) -> None:
+    def enqueue(self, task: "TaskRef") -> None:
         """Run a reserved, stored task in the background."""
-        self._executor.submit(self._run_and_release, task_id)
+        self._executor.submit(self._run_and_release, task)
 
     def recover(self) -> int:
         """Queue every task a previous process accepted but did not finish."""
         with self.database.read_session() as session:
-            task_ids = session.scalars(
-                select(InferenceTask.id)
-                .where(InferenceTask.status.in_(UNFINISHED_STATUSES))
-                .order_by(InferenceTask.created_at)
-            ).all()
+            unfinished = [
+                TaskRef.of(task)
+                for task in session.scalars(
+                    select(InferenceTask)
+                    .where(InferenceTask.status.in_(UNFINISHED_STATUSES))
+                    .order_by(InferenceTask.created_at)
+                )
+            ]
         with self._lock:
-            self._pending += len(task_ids)
-        for task_id in task_ids:
-            self.enqueue(task_id)
-        if task_ids:
-            logger.info("recovered %d unfinished tasks", len(task_ids))
-        return len(task_ids)
+            self._pending += len(unfinished)
+        for task in unfinished:
+            self.enqueue(task)
+        if unfinished:
+            logger.info("recovered %d unfinished tasks", len(unfinished))
+        return len(unfinished)
 
     def shutdown(self) -> None:
         # Unstarted tasks stay pending in the database and run after the next start.
         self._executor.shutdown(wait=True, cancel_futures=True)
 
-    def _run_and_release(self, task_id: str) -> None:
+    def _run_and_release(self, task: "TaskRef") -> None:
         try:
-            self._run(task_id)
+            self._run(task)
         except Exception:
-            logger.exception("task %s crashed", task_id)
+            logger.exception("task %s crashed", task.id)
         finally:
             self.release()
 
-    def _run(self, task_id: str) -> None:
-        started = self._start(task_id)
-        if started is None:
+    def _run(self, task: "TaskRef") -> None:
+        try:
+            # Loaded (the first time) outside any transaction: loading can take a while.
+            runner = self.pool.runner(task.model_name)
+        except Exception as exc:
+            logger.exception("task %s: model %s cannot be used", task.id, task.model_name)
+            self._finish(task, error=f"model '{task.model_name}' cannot be used: {exc}")
             return
-        owner_id, image_id, runner, path = started
+        path = self._start(task)
+        if path is None:
+            return
         began = time.perf_counter()
         try:
             outcome = self._classify(runner, path)
         except AppError as exc:
-            self._finish(task_id, owner_id, error=exc.detail)
+            self._finish(task, error=exc.detail)
             return
         except Exception as exc:
-            logger.exception("task %s failed", task_id)
-            self._finish(task_id, owner_id, error=f"inference failed: {type(exc).__name__}")
+            logger.exception("task %s failed", task.id)
+            self._finish(task, error=f"inference failed: {type(exc).__name__}")
             return
         result = new_result(
-            owner_id=owner_id,
-            image_id=image_id,
+            owner_id=task.owner_id,
+            image_id=task.image_id,
             runner=runner,
             outcome=outcome,
             elapsed_ms=(time.perf_counter() - began) * 1000,
         )
-        self._finish(task_id, owner_id, result=result)
+        self._finish(task, result=result)
 
-    def _start(self, task_id: str) -> tuple[int, int, BatchRunner, Path] | None:
+    def _start(self, ref: "TaskRef") -> Path | None:
         """Move the task to processing; None when there is nothing (left) to do."""
         with self.database.session() as session:
-            task = session.get(InferenceTask, task_id)
-            if task is None or task.status not in UNFINISHED_STATUSES:
-                return None  # deleted with its image, or already finished
+            task = session.get(InferenceTask, ref.id)
+            image = session.get(Image, ref.image_id)
+            if task is None or image is None:
+                session.rollback()
+                self._announce_gone(ref)
+                return None
+            if task.status not in UNFINISHED_STATUSES:
+                return None  # already finished, by an earlier run
             if task.attempts >= self.settings.max_task_attempts:
                 self._fail(session, task, f"gave up after {task.attempts} attempts")
-                return None
-            image = session.get(Image, task.image_id)
-            try:
-                if image is None:
-                    raise AppError("the image was deleted")
-                runner = self.pool.runner(task.model_name)
-            except AppError as exc:
-                self._fail(session, task, exc.detail)
                 return None
             task.status = TaskStatus.PROCESSING
             task.attempts += 1
             task.started_at = datetime.now(UTC)
             session.commit()
             self.notifier.publish(task.owner_id, task_update(task))
-            return task.owner_id, task.image_id, runner, self.store.path(image.stored_path)
+            return self.store.path(image.stored_path)
 
     def _classify(self, runner: BatchRunner, path: Path) -> dict[str, Any]:
         deadline = time.monotonic() + runner.settings.timeout_seconds
@@ -191,10 +198,10 @@ class TaskRunner:
                 time.sleep(BUSY_RETRY_SECONDS)
 
     def _finish(
-        self, task_id: str, owner_id: int, *, result: InferenceResult | None = None, error: str = ""
+        self, ref: "TaskRef", *, result: InferenceResult | None = None, error: str = ""
     ) -> None:
         with self.database.session() as session:
-            task = session.get(InferenceTask, task_id)
+            task = session.get(InferenceTask, ref.id)
             if task is not None and result is not None:
                 session.add(result)
                 try:
@@ -204,8 +211,7 @@ class TaskRunner:
                     task = None
             if task is None:
                 # The image was deleted, and the task with it, while the model ran.
-                gone = InferenceTask(id=task_id, owner_id=owner_id, status=TaskStatus.FAILED)
-                self.notifier.publish(owner_id, task_update(gone, error="the image was deleted"))
+                self._announce_gone(ref)
                 return
             if result is None:
                 self._fail(session, task, error)
@@ -214,7 +220,7 @@ class TaskRunner:
             task.status = TaskStatus.COMPLETED
             task.finished_at = datetime.now(UTC)
             session.commit()
-            self.notifier.publish(owner_id, task_update(task))
+            self.notifier.publish(task.owner_id, task_update(task))
 
     def _fail(self, session: Session, task: InferenceTask, error: str) -> None:
         task.status = TaskStatus.FAILED
@@ -222,3 +228,27 @@ class TaskRunner:
         task.finished_at = datetime.now(UTC)
         session.commit()
         self.notifier.publish(task.owner_id, task_update(task))
+
+    def _announce_gone(self, ref: "TaskRef") -> None:
+        gone = InferenceTask(
+            id=ref.id,
+            owner_id=ref.owner_id,
+            image_id=ref.image_id,
+            model_name=ref.model_name,
+            status=TaskStatus.FAILED,
+        )
+        self.notifier.publish(ref.owner_id, task_update(gone, error="the image was deleted"))
+
+
+@dataclass(frozen=True)
+class TaskRef:
+    """What a worker needs to know of a task before reading its row."""
+
+    id: str
+    owner_id: int
+    image_id: int
+    model_name: str
+
+    @classmethod
+    def of(cls, task: InferenceTask) -> "TaskRef":
+        return cls(task.id, task.owner_id, task.image_id, task.model_name)

@@ -36,7 +36,9 @@ def create_task(
     except IntegrityError as exc:
         session.rollback()
         runner.release()
-        raise ConflictError(f"task {task_id} already exists") from exc
+        # Either the id was taken meanwhile, or the image was deleted meanwhile.
+        get_image(session=session, owner=owner, image_id=task_in.image_id)
+        raise ConflictError(f"task {task.id} already exists") from exc
     except BaseException:
         runner.release()
         raise

@@ -32,11 +32,13 @@ def _ensure_available(
 
 
 def create_user(*, session: Session, user_in: UserCreate) -> User:
+    # Hash before the transaction starts: it is slow by design and must not hold a lock.
+    hashed_password = hash_password(user_in.password)
     _ensure_available(session, username=user_in.username, email=user_in.email)
     user = User(
         username=user_in.username,
         email=user_in.email.lower(),
-        hashed_password=hash_password(user_in.password),
+        hashed_password=hashed_password,
         token_version=0,
     )
     session.add(user)
@@ -46,6 +48,7 @@ def create_user(*, session: Session, user_in: UserCreate) -> User:
 
 def authenticate(*, session: Session, username: str, password: str) -> User | None:
     user = find_by_username(session, username)
+    session.commit()  # the slow password check below runs outside any transaction
     if user is None:
         burn_password_check(password)
         return None
@@ -59,14 +62,15 @@ def authenticate(*, session: Session, username: str, password: str) -> User | No
 
 
 def update_user(*, session: Session, user: User, user_in: UserUpdate) -> User:
+    new_hash = hash_password(user_in.password) if user_in.password is not None else None
     email = user_in.email.lower() if user_in.email is not None else None
     _ensure_available(session, username=user_in.username, email=email, exclude_id=user.id)
     if user_in.username is not None:
         user.username = user_in.username
     if email is not None:
         user.email = email
-    if user_in.password is not None:
-        user.hashed_password = hash_password(user_in.password)
+    if new_hash is not None:
+        user.hashed_password = new_hash
         # Every token issued before the change stops working.
         user.token_version += 1
     _commit_unique(session)

@@ -1,7 +1,8 @@
 """Decoding and checking images with Pillow: what we accept and how models get pixels."""
 
 import io
-import warnings
+import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,10 @@ MAX_TOTAL_FRAME_PIXELS_FACTOR = 4
 
 # Truncated files must fail to decode, never be padded with grey.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+# Decoding is CPU-bound and a large image takes hundreds of MB while it decodes: more
+# decodes at once than this would only add memory, not speed.
+_DECODE_SLOTS = threading.BoundedSemaphore(2 * (os.cpu_count() or 1))
+_REDUCIBLE_MODES = ("L", "LA", "RGB", "RGBA")
 
 
 @dataclass(frozen=True)
@@ -31,23 +36,20 @@ class ImageInfo:
 def inspect_image(data: bytes, *, max_pixels: int) -> ImageInfo:
     """Decode the whole image to prove it is one we accept; raise a clear error if not."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=tuple(CONTENT_TYPES)) as image:
-                width, height = image.size
-                if width * height > max_pixels:
-                    raise ImageTooLargeError(
-                        f"image is {width}x{height} pixels; at most {max_pixels} pixels are allowed"
-                    )
-                frames = _decode_all_frames(
-                    image, budget=max_pixels * MAX_TOTAL_FRAME_PIXELS_FACTOR
+        # The size is checked against our own limit before any pixel is decoded.
+        with _DECODE_SLOTS, Image.open(io.BytesIO(data), formats=tuple(CONTENT_TYPES)) as image:
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ImageTooLargeError(
+                    f"image is {width}x{height} pixels; at most {max_pixels} pixels are allowed"
                 )
-                image_format = image.format or ""
+            frames = _decode_all_frames(image, budget=max_pixels * MAX_TOTAL_FRAME_PIXELS_FACTOR)
+            image_format = image.format or ""
     except Image.UnidentifiedImageError as exc:
         raise UnsupportedImageError(
             "file is not a supported image; accepted types are JPEG, PNG, BMP and GIF"
         ) from exc
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except Image.DecompressionBombError as exc:
         raise ImageTooLargeError(f"image is too large to decode safely: {exc}") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InvalidImageError(f"image data is corrupt or truncated: {exc}") from exc
@@ -76,14 +78,27 @@ def _decode_all_frames(image: Image.Image, *, budget: int) -> int:
 def open_rgb(path: Path, *, draft_size: tuple[int, int] | None = None) -> Image.Image:
     """The first frame of a stored image as upright RGB pixels.
 
-    ``draft_size`` lets the JPEG decoder scale down by 1/2, 1/4 or 1/8 while decoding,
-    which is several times faster when the model needs far fewer pixels than the file has.
+    ``draft_size`` is the least the caller needs: JPEGs are decoded at 1/2, 1/4 or 1/8 scale
+    (several times faster), other formats are shrunk by a whole factor right after decoding,
+    so that later steps never work on tens of megapixels the model does not need.
     """
-    with Image.open(path) as image:
+    with _DECODE_SLOTS, Image.open(path) as image:
         if draft_size is not None and image.format == "JPEG":
             image.draft("RGB", draft_size)
-        upright = ImageOps.exif_transpose(image)
-        return to_rgb(upright)
+        image.load()
+        ImageOps.exif_transpose(image, in_place=True)
+        return to_rgb(shrink(image, draft_size) if draft_size else image)
+
+
+def shrink(image: Image.Image, least: tuple[int, int]) -> Image.Image:
+    """Divide both sides by the largest whole factor that keeps them at least ``least``."""
+    factor = min(image.width // least[0], image.height // least[1])
+    if factor < 2:
+        return image
+    if image.mode not in _REDUCIBLE_MODES:
+        has_alpha = image.mode in ("PA", "RGBa") or "transparency" in image.info
+        image = image.convert("RGBA" if has_alpha else "RGB")
+    return image.reduce(factor)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

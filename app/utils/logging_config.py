@@ -13,6 +13,8 @@ LOG_FORMAT = "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"
 LOG_FILE_NAME = "app.log"
 # Tokens can reach a log line through a WebSocket URL (?token=) or a copied header.
 _SECRET_PATTERNS = (
+    # A WebSocket's whole query string: its token may be spelled in percent-encoding.
+    (re.compile(r"(/ws/[^\s?\"']*)\?[^\s\"']*"), r"\1?[redacted]"),
     (re.compile(r"(token=)[^&\s\"']+", re.IGNORECASE), r"\1[redacted]"),
     (re.compile(r"(bearer\s+)[A-Za-z0-9\-_.~+/]+=*", re.IGNORECASE), r"\1[redacted]"),
     (re.compile(r"(password[\"']?\s*[:=]\s*[\"']?)[^&\s\"',}]+", re.IGNORECASE), r"\1[redacted]"),

@@ -1,0 +1,301 @@
+"""Benchmark: the service under load against the in-process limit of the same model, same run.
+
+    make bench            (or: .venv/bin/python bench/run_bench.py [--quick])
+
+1. In-process limit: the shipped model with the settings in config.ini, its BatchRunner, and
+   the service's own decode/preprocess code, reading the benchmark photos from disk in a
+   tight loop, at concurrency 1 and 16.
+2. The service as a user runs it (`python main.py`, SQLite, one process): register, upload 64
+   photos, then `wrk` drives POST /images/inference at concurrency 1 and 16.
+3. Memory: the server's RSS after warm-up and after 10,000 inferences.
+4. The async path: 1000 tasks submitted, time until the last one is completed.
+
+Results are printed as a table and written to bench/results/latest.json.
+"""
+
+import argparse
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import httpx2 as httpx  # noqa: E402
+from websockets.sync.client import connect  # noqa: E402
+
+from app.config import load_settings  # noqa: E402
+from app.models.model_interface import create_model  # noqa: E402
+from app.services.batch_runner import BatchRunner  # noqa: E402
+from app.services.inference import classify_file  # noqa: E402
+from bench.photos import make_photos  # noqa: E402
+from tests.live_server import LiveServer  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+MODEL = "efficientnet_lite0"
+PASSWORD = "benchmark-password"
+
+
+def in_process_limit(photos: list[Path], *, single: int, seconds: float) -> dict[str, float]:
+    """Same model, settings, batching and preprocessing code as the service, no HTTP, no DB."""
+    settings = load_settings().model_settings(MODEL)
+    model = create_model(MODEL, settings)
+    model.load_model()
+    model.warm_up()
+    runner = BatchRunner(model, settings)
+    runner.start()
+    try:
+        for path in photos[:16]:
+            classify_file(runner, path)
+        latencies = []
+        for i in range(single):
+            started = time.perf_counter()
+            classify_file(runner, photos[i % len(photos)])
+            latencies.append((time.perf_counter() - started) * 1000)
+
+        counts = [0] * 16
+        stop = time.perf_counter() + seconds
+
+        def loop(worker: int) -> None:
+            i = worker
+            while time.perf_counter() < stop:
+                classify_file(runner, photos[i % len(photos)])
+                counts[worker] += 1
+                i += 16
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(loop, range(16)))
+        elapsed = time.perf_counter() - started
+    finally:
+        runner.stop()
+    return {
+        "c1_p50_ms": statistics.median(latencies),
+        "c1_img_s": 1000 / statistics.mean(latencies),
+        "c16_img_s": sum(counts) / elapsed,
+        "c16_mean_batch": runner.samples_run / max(runner.batches_run, 1),
+    }
+
+
+def wrk(
+    server: LiveServer, env: dict[str, str], *, connections: int, seconds: int, limit: int = 0
+) -> dict[str, Any]:
+    completed = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            "30s",
+            "-s",
+            str(ROOT / "bench" / "inference.lua"),
+            server.base_url,
+        ],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    line = next(line for line in completed.stdout.splitlines() if line.startswith("BENCH_JSON "))
+    stats: dict[str, Any] = json.loads(line.removeprefix("BENCH_JSON "))
+    stats["img_s"] = stats["requests"] / stats["seconds"]
+    return stats
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def async_throughput(
+    server: LiveServer, headers: dict[str, str], token: str, ids: list[int], tasks: int
+) -> float:
+    """Seconds from the first submission to the last completion, over the WebSocket."""
+    completed: set[str] = set()
+    submitted: set[str] = set()
+    finished = threading.Event()
+
+    with connect(f"ws://127.0.0.1:{server.port}/ws/inference?token={token}") as socket:
+        socket.recv(timeout=10)  # greeting
+
+        def listen() -> None:
+            while len(completed) < tasks:
+                message = json.loads(socket.recv(timeout=120))
+                if message.get("status") == "completed":
+                    completed.add(message["task_id"])
+            finished.set()
+
+        listener = threading.Thread(target=listen)
+        listener.start()
+        started = time.perf_counter()
+        with httpx.Client(base_url=server.base_url, headers=headers, timeout=60) as http:
+
+            def submit(i: int) -> None:
+                response = http.post(
+                    "/images/inference/async", json={"image_id": ids[i % len(ids)]}
+                )
+                response.raise_for_status()
+                submitted.add(response.json()["task_id"])
+
+            with ThreadPoolExecutor(8) as pool:
+                list(pool.map(submit, range(tasks)))
+        finished.wait(300)
+        elapsed = time.perf_counter() - started
+        listener.join(5)
+    if not completed >= submitted:
+        raise RuntimeError(f"only {len(completed & submitted)} of {tasks} tasks completed")
+    return tasks / elapsed
+
+
+def run(quick: bool) -> dict[str, Any]:
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: `apt-get install wrk` (make bench does it)")
+    photos = make_photos(RESULTS / "photos", 64)
+    seconds = 5 if quick else 20
+    print(f"in-process limit ({seconds} s at concurrency 16) ...", flush=True)
+    limit = in_process_limit(photos, single=50 if quick else 200, seconds=seconds)
+
+    report: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "photos": {
+            "count": len(photos),
+            "mean_kb": sum(p.stat().st_size for p in photos) / len(photos) / 1024,
+        },
+        "limit": limit,
+    }
+    with tempfile.TemporaryDirectory() as scratch:
+        server = LiveServer(database_url=f"sqlite:///{scratch}/bench.db", root=Path(scratch))
+        server.start()
+        try:
+            assert server.process is not None
+            pid = server.process.pid
+            with httpx.Client(base_url=server.base_url, timeout=60) as http:
+                http.post(
+                    "/users/",
+                    json={"username": "bench", "email": "bench@example.com", "password": PASSWORD},
+                )
+                token = http.post(
+                    "/users/token", data={"username": "bench", "password": PASSWORD}
+                ).json()["access_token"]
+                headers = {"Authorization": f"Bearer {token}"}
+                ids = []
+                for path in photos:
+                    with path.open("rb") as handle:
+                        uploaded = http.post(
+                            "/images/upload", headers=headers, files={"file": (path.name, handle)}
+                        )
+                    uploaded.raise_for_status()
+                    ids.append(uploaded.json()["id"])
+            env = {"BENCH_TOKEN": token, "BENCH_IDS": ",".join(map(str, ids))}
+
+            print("warm-up ...", flush=True)
+            warm = wrk(server, env, connections=16, seconds=5 if quick else 10)
+            report["rss_after_warmup_mb"] = rss_mb(pid)
+            print("concurrency 1 ...", flush=True)
+            c1 = wrk(server, env, connections=1, seconds=seconds)
+            print("concurrency 16 ...", flush=True)
+            c16 = wrk(server, env, connections=16, seconds=seconds + 10)
+            done = warm["requests"] + c1["requests"] + c16["requests"]
+            target = 2_000 if quick else 10_000
+            sustained = None
+            if done < target:
+                # wrk runs for a duration, so size it from the rate just measured.
+                needed = math.ceil((target - done) / c16["img_s"] * 1.1) + 1
+                print(f"sustained run to {target} inferences ({needed} s) ...", flush=True)
+                sustained = wrk(server, env, connections=16, seconds=needed)
+                done += sustained["requests"]
+            report["rss_after_mb"] = rss_mb(pid)
+            report["inferences_served"] = done
+            report["service"] = {"c1": c1, "c16": c16, "sustained": sustained}
+            failures = sum(
+                r["failures"] + r["socket_errors"] for r in (warm, c1, c16, sustained or c1)
+            )
+            report["failed_requests"] = failures
+
+            tasks = 200 if quick else 1000
+            print(f"async: {tasks} tasks ...", flush=True)
+            report["async_tasks"] = tasks
+            report["async_tasks_s"] = async_throughput(server, headers, token, ids, tasks)
+        finally:
+            server.stop()
+    report["ratio_c16"] = report["service"]["c16"]["img_s"] / limit["c16_img_s"]
+    report["c1_p50_over_limit_ms"] = report["service"]["c1"]["p50_ms"] - limit["c1_p50_ms"]
+    report["rss_growth"] = report["rss_after_mb"] / report["rss_after_warmup_mb"] - 1
+    return report
+
+
+def print_report(report: dict[str, Any]) -> None:
+    limit, c1, c16 = report["limit"], report["service"]["c1"], report["service"]["c16"]
+    rows = [
+        (
+            "in-process limit, concurrency 1",
+            f"{limit['c1_img_s']:.1f} img/s",
+            f"p50 {limit['c1_p50_ms']:.1f} ms",
+        ),
+        (
+            "in-process limit, concurrency 16",
+            f"{limit['c16_img_s']:.1f} img/s",
+            f"mean batch {limit['c16_mean_batch']:.1f}",
+        ),
+        (
+            "service, concurrency 1",
+            f"{c1['img_s']:.1f} img/s",
+            f"p50 {c1['p50_ms']:.1f} / p95 {c1['p95_ms']:.1f} / p99 {c1['p99_ms']:.1f} ms",
+        ),
+        (
+            "service, concurrency 16",
+            f"{c16['img_s']:.1f} img/s",
+            f"p50 {c16['p50_ms']:.1f} / p95 {c16['p95_ms']:.1f} / p99 {c16['p99_ms']:.1f} ms",
+        ),
+        (
+            "async tasks",
+            f"{report['async_tasks_s']:.1f} tasks/s",
+            f"{report['async_tasks']} submitted, all completed",
+        ),
+    ]
+    print()
+    for name, rate, detail in rows:
+        print(f"{name:34s} {rate:>14s}   {detail}")
+    print()
+    print(f"service/limit at concurrency 16: {report['ratio_c16']:.2f}   (target >= 0.85)")
+    over = report["c1_p50_over_limit_ms"]
+    print(f"p50 at concurrency 1 above the limit's: {over:+.1f} ms   (target <= 3 ms)")
+    print(
+        f"RSS after warm-up {report['rss_after_warmup_mb']:.0f} MB, "
+        f"after {report['inferences_served']} inferences {report['rss_after_mb']:.0f} MB: "
+        f"{report['rss_growth']:+.1%}   (target within 5 %)"
+    )
+    print(f"failed requests: {report['failed_requests']}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="short runs, to check the benchmark itself"
+    )
+    args = parser.parse_args()
+    report = run(args.quick)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(report, indent=2))
+    print_report(report)
+
+
+if __name__ == "__main__":
+    main()
