@@ -22,6 +22,7 @@ from app.routers import (
     user_router,
     websocket_router,
 )
+from app.services.input_cache import InputCache
 from app.services.login_limiter import LoginLimiter
 from app.services.model_pool import ModelPool
 from app.services.notifier import TaskNotifier
@@ -95,9 +96,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     model_pool = ModelPool(settings)
     store = ImageStore(settings.path(settings.app.upload_dir))
     notifier = TaskNotifier()
+    input_cache = InputCache(enabled=settings.inference.cache_inputs)
     task_runner = TaskRunner(
         database=database,
         store=store,
+        cache=input_cache,
         pool=model_pool,
         notifier=notifier,
         settings=settings.inference,
@@ -126,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.database = database
     app.state.store = store
+    app.state.input_cache = input_cache
     app.state.model_pool = model_pool
     app.state.notifier = notifier
     app.state.task_runner = task_runner

@@ -81,6 +81,7 @@ class ModelSettings(_Section):
 class InferenceSettings(ModelSettings):
     default_model: str = "dummy"
     preload: bool = True
+    cache_inputs: bool = True
     task_workers: int = Field(default=8, ge=1, le=256)
     max_pending_tasks: int = Field(default=2000, ge=1)
     max_task_attempts: int = Field(default=3, ge=1)

@@ -4,10 +4,11 @@ The accessors are `async def` only so that FastAPI calls them inline: they do no
 plain `def` would cost a thread-pool hop on every request.
 """
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Path
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection
@@ -16,6 +17,7 @@ from app.config import Settings
 from app.database.engine import Database
 from app.database.tables import User
 from app.schemas.ids import MAX_ROW_ID
+from app.services.input_cache import InputCache
 from app.services.login_limiter import LoginLimiter
 from app.services.model_pool import ModelPool
 from app.services.notifier import TaskNotifier
@@ -41,17 +43,41 @@ async def get_database(connection: HTTPConnection) -> Database:
 READ_ONLY_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
-def get_session(connection: HTTPConnection) -> Iterator[Session]:
+async def _closing(session: Session) -> AsyncIterator[Session]:
+    # Opening a session does no I/O (it connects on first use), so it happens inline; only a
+    # close that must roll back an unfinished transaction goes to the thread pool.
+    try:
+        yield session
+    finally:
+        if session.in_transaction():
+            await run_in_threadpool(session.close)
+        else:
+            session.close()
+
+
+async def get_session(connection: HTTPConnection) -> AsyncIterator[Session]:
     database: Database = connection.app.state.database
     # Reads never wait for SQLite's write lock; a WebSocket only reads (its token's user).
     reads_only = connection.scope.get("method", "GET") in READ_ONLY_METHODS
-    with database.read_session() if reads_only else database.session() as session:
+    async for session in _closing(database.read_session() if reads_only else database.session()):
+        yield session
+
+
+async def get_read_session(connection: HTTPConnection) -> AsyncIterator[Session]:
+    """A session for reading only, whatever the method: it never waits for writers."""
+    database: Database = connection.app.state.database
+    async for session in _closing(database.read_session()):
         yield session
 
 
 async def get_store(connection: HTTPConnection) -> ImageStore:
     store: ImageStore = connection.app.state.store
     return store
+
+
+async def get_input_cache(connection: HTTPConnection) -> InputCache:
+    cache: InputCache = connection.app.state.input_cache
+    return cache
 
 
 async def get_model_pool(connection: HTTPConnection) -> ModelPool:
@@ -83,7 +109,9 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 # Closed as soon as the route returns, not after the response is sent: a slow download
 # must not hold a pooled connection (and SQLite's WAL) for as long as the client reads.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
 StoreDep = Annotated[ImageStore, Depends(get_store)]
+InputCacheDep = Annotated[InputCache, Depends(get_input_cache)]
 ModelPoolDep = Annotated[ModelPool, Depends(get_model_pool)]
 NotifierDep = Annotated[TaskNotifier, Depends(get_notifier)]
 TaskRunnerDep = Annotated[TaskRunner, Depends(get_task_runner)]
@@ -113,12 +141,13 @@ def authenticated(
     return user, claims
 
 
-def get_current_user(
-    session: SessionDep,
+async def get_current_user(
+    session: ReadSessionDep,
     tokens: TokenServiceDep,
     token: Annotated[str | None, Depends(oauth2_scheme)],
 ) -> User:
-    return user_from_token(session, tokens, token)
+    # One thread-pool hop for the lookup; the dependency itself runs on the event loop.
+    return await run_in_threadpool(user_from_token, session, tokens, token)
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]

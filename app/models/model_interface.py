@@ -58,6 +58,20 @@ class ModelInterface(ABC):
     def postprocess(self, output: np.ndarray) -> dict[str, Any]:
         """Turn one output row into ``{"predictions": [...], "label": ..., "confidence": ...}``."""
 
+    # Models whose preprocessing splits into a geometric step (decode, resize, crop: most of
+    # the cost) and a cheap numeric one may have the first step's uint8 output kept for stored
+    # images. They name that step's version here (a change of it invalidates what is kept)
+    # and implement `pixels` and `from_pixels`; `preprocess` is then the two in turn.
+    input_cache_version: ClassVar[str | None] = None
+
+    def pixels(self, image: Image.Image) -> np.ndarray:
+        """The geometric half of preprocess: model-ready uint8 pixels of one image."""
+        raise NotImplementedError(f"model {self.name} keeps no model-ready pixels")
+
+    def from_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """The numeric half of preprocess: the model's input sample from `pixels`."""
+        raise NotImplementedError(f"model {self.name} keeps no model-ready pixels")
+
     def warm_up(self) -> None:
         """Run one prediction so the first request does not pay for lazy initialisation."""
         blank = Image.new("RGB", self.input_size, (128, 128, 128))

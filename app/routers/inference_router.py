@@ -9,7 +9,9 @@ from fastapi.concurrency import run_in_threadpool
 from app.database.tables import InferenceResult, InferenceTask
 from app.dependencies import (
     CurrentUser,
+    InputCacheDep,
     ModelPoolDep,
+    ReadSessionDep,
     RowId,
     SessionDep,
     StoreDep,
@@ -28,8 +30,10 @@ async def infer(
     body: InferenceRequest,
     request: Request,
     user: CurrentUser,
+    read_session: ReadSessionDep,
     session: SessionDep,
     store: StoreDep,
+    cache: InputCacheDep,
     pool: ModelPoolDep,
 ) -> InferenceResult:
     # Database and decoding work runs in the thread pool; only the wait for the model's
@@ -37,8 +41,9 @@ async def infer(
     prepared = await run_in_threadpool(
         partial(
             inference.prepare_input,
-            session=session,
+            session=read_session,
             store=store,
+            cache=cache,
             pool=pool,
             owner=user,
             image_id=body.image_id,

@@ -51,7 +51,7 @@ def read_me(user: CurrentUser) -> User:
 def update_me(
     user_in: UserUpdate, user: CurrentUser, session: SessionDep, notifier: NotifierDep
 ) -> User:
-    updated = users.update_user(session=session, user=user, user_in=user_in)
+    updated = users.update_user(session=session, user_id=user.id, user_in=user_in)
     if user_in.password is not None:
         # Older tokens stop working, and so do the WebSockets opened with them.
         notifier.disconnect_user(updated.id, "password changed; log in again")

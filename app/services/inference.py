@@ -15,10 +15,10 @@ from app.database.tables import InferenceResult, User
 from app.models.model_interface import ModelInterface
 from app.services.batch_runner import BatchRunner
 from app.services.images import get_image
+from app.services.input_cache import InputCache
 from app.services.model_pool import ModelPool
 from app.services.storage import ImageStore
 from app.utils.exceptions import ClientGoneError, InferenceTimeoutError, NotFoundError
-from app.utils.image_utils import open_rgb
 
 
 @dataclass(frozen=True)
@@ -32,24 +32,24 @@ class PreparedInput:
     started: float
 
 
-def preprocess_file(model: ModelInterface, path: Path) -> np.ndarray:
+def preprocess_file(model: ModelInterface, path: Path, cache: InputCache) -> np.ndarray:
     try:
-        image = open_rgb(path, draft_size=model.draft_size)
+        return cache.sample(model, path)
     except FileNotFoundError as exc:
         raise NotFoundError("the image's file is missing from storage") from exc
-    return model.preprocess(image)
 
 
-def classify_file(runner: BatchRunner, path: Path) -> dict[str, Any]:
+def classify_file(runner: BatchRunner, path: Path, cache: InputCache) -> dict[str, Any]:
     """Decode and preprocess in this thread, predict in the model's batch, postprocess here."""
     model = runner.model
-    return model.postprocess(runner.infer(preprocess_file(model, path)))
+    return model.postprocess(runner.infer(preprocess_file(model, path, cache)))
 
 
 def prepare_input(
     *,
     session: Session,
     store: ImageStore,
+    cache: InputCache,
     pool: ModelPool,
     owner: User,
     image_id: int,
@@ -62,7 +62,7 @@ def prepare_input(
     # End the read transaction: nothing should hold the database while the model runs.
     session.commit()
     started = time.perf_counter()
-    sample = preprocess_file(runner.model, path)
+    sample = preprocess_file(runner.model, path, cache)
     return PreparedInput(runner, owner.id, image_id, sample, started)
 
 

@@ -39,7 +39,10 @@ class ImageStore:
         return path
 
     def delete(self, relative: str) -> None:
-        try:
-            self.path(relative).unlink(missing_ok=True)
-        except OSError:
-            logger.exception("could not delete stored file %s", relative)
+        """Delete a stored file and whatever was derived from it (named "<file>.<suffix>")."""
+        path = self.path(relative)
+        for doomed in (path, *path.parent.glob(f"{path.name}.*")):
+            try:
+                doomed.unlink(missing_ok=True)
+            except OSError:
+                logger.exception("could not delete stored file %s", doomed.name)

@@ -31,6 +31,7 @@ from app.database.tables import (
 from app.schemas.task import result_url
 from app.services.batch_runner import BatchRunner
 from app.services.inference import classify_file, new_result
+from app.services.input_cache import InputCache
 from app.services.model_pool import ModelPool
 from app.services.notifier import TaskNotifier
 from app.services.storage import ImageStore
@@ -63,12 +64,14 @@ class TaskRunner:
         *,
         database: Database,
         store: ImageStore,
+        cache: InputCache,
         pool: ModelPool,
         notifier: TaskNotifier,
         settings: InferenceSettings,
     ) -> None:
         self.database = database
         self.store = store
+        self.cache = cache
         self.pool = pool
         self.notifier = notifier
         self.settings = settings
@@ -190,7 +193,7 @@ class TaskRunner:
         deadline = time.monotonic() + runner.settings.timeout_seconds
         while True:
             try:
-                return classify_file(runner, path)
+                return classify_file(runner, path, self.cache)
             except ServiceBusyError:
                 # Sync requests filled the model's queue; a task can wait its turn.
                 if time.monotonic() > deadline:

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 from app.database.tables import User
 from app.schemas.user import UserCreate, UserUpdate
 from app.services.security import burn_password_check, hash_password, verify_password
-from app.utils.exceptions import ConflictError
+from app.utils.exceptions import ConflictError, NotFoundError
 
 
 def get_user(session: Session, user_id: int) -> User | None:
@@ -61,9 +61,12 @@ def authenticate(*, session: Session, username: str, password: str) -> User | No
     return user
 
 
-def update_user(*, session: Session, user: User, user_in: UserUpdate) -> User:
+def update_user(*, session: Session, user_id: int, user_in: UserUpdate) -> User:
     new_hash = hash_password(user_in.password) if user_in.password is not None else None
     email = user_in.email.lower() if user_in.email is not None else None
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFoundError("user not found")
     _ensure_available(session, username=user_in.username, email=email, exclude_id=user.id)
     if user_in.username is not None:
         user.username = user_in.username
