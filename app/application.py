@@ -31,6 +31,7 @@ from app.services.storage import ImageStore
 from app.services.task_runner import TaskRunner
 from app.utils.exceptions import AppError, StartupError
 from app.utils.logging_config import setup_logging
+from app.utils.memory import limit_malloc_arenas
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         level=settings.app.log_level,
         backup_days=settings.app.log_backup_days,
     )
+    limit_malloc_arenas(settings.app.malloc_arena_max)
     try:
         model_class(settings.inference.default_model)
     except AppError as exc:

@@ -57,6 +57,7 @@ class AppSettings(_Section):
     log_backup_days: int = Field(default=14, ge=1)
     login_max_attempts: int = Field(default=10, ge=1)
     login_window_seconds: int = Field(default=60, ge=1)
+    malloc_arena_max: int = Field(default=2, ge=0)
 
     @field_validator("log_level", mode="before")
     @classmethod

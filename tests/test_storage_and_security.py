@@ -1,6 +1,7 @@
 """Units with logic of their own: file storage, image checks, secrets, login limits, redaction."""
 
 import io
+import platform
 import stat
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from app.services.security import resolve_secret_key
 from app.services.storage import ImageStore
 from app.utils.image_utils import inspect_image, open_rgb
 from app.utils.logging_config import redact
+from app.utils.memory import limit_malloc_arenas
 from tests.conftest import image_bytes
 
 
@@ -93,3 +95,9 @@ def test_secrets_are_redacted_from_log_text() -> None:
     encoded = redact('"WebSocket /ws/inference?tok%65n=eyJhbGciOi.x.y" [accepted]')
     assert "eyJhbGciOi" not in encoded
     assert "token=[redacted]&x=1" in redact("GET /other?token=abc&x=1")
+
+
+def test_malloc_arenas_are_capped_on_glibc_and_left_alone_when_asked() -> None:
+    assert limit_malloc_arenas(0) is False
+    if platform.libc_ver()[0] == "glibc":
+        assert limit_malloc_arenas(2) is True
