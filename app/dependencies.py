@@ -4,7 +4,9 @@ The accessors are `async def` only so that FastAPI calls them inline: they do no
 plain `def` would cost a thread-pool hop on every request.
 """
 
+import asyncio
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated
 
 from fastapi import Depends, Path
@@ -43,14 +45,19 @@ async def get_database(connection: HTTPConnection) -> Database:
 READ_ONLY_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
+# Rolling back what a failed route left open must never wait for a free thread in the shared
+# pool: those threads may all be writers waiting for the very lock this rollback releases.
+_session_closer = ThreadPoolExecutor(max_workers=4, thread_name_prefix="session-close")
+
+
 async def _closing(session: Session) -> AsyncIterator[Session]:
     # Opening a session does no I/O (it connects on first use), so it happens inline; only a
-    # close that must roll back an unfinished transaction goes to the thread pool.
+    # close that must roll back an unfinished transaction goes to a thread.
     try:
         yield session
     finally:
         if session.in_transaction():
-            await run_in_threadpool(session.close)
+            await asyncio.get_running_loop().run_in_executor(_session_closer, session.close)
         else:
             session.close()
 

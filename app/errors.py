@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 
@@ -69,8 +70,10 @@ async def validation_error_handler(_request: Request, exc: Exception) -> JSONRes
     return error_response(422, exc.errors(), "validation_error")
 
 
-async def pool_exhausted_handler(_request: Request, exc: Exception) -> JSONResponse:
-    logger.warning("database connection pool exhausted: %s", exc)
+async def database_busy_handler(_request: Request, exc: Exception) -> JSONResponse:
+    # No free connection, a writer that waited its whole timeout, or a database gone away:
+    # the request may well succeed in a moment.
+    logger.warning("database busy or unavailable: %s", str(exc).splitlines()[0])
     return error_response(
         503, "the database is busy; try again shortly", "service_busy", {"Retry-After": "5"}
     )
@@ -80,4 +83,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, app_error_handler)
     app.add_exception_handler(HTTPException, http_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
-    app.add_exception_handler(PoolTimeoutError, pool_exhausted_handler)
+    app.add_exception_handler(PoolTimeoutError, database_busy_handler)
+    app.add_exception_handler(OperationalError, database_busy_handler)

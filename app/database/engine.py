@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -76,7 +77,10 @@ def _begin_immediate(connection: Connection) -> None:
         return
     dbapi_connection = connection.connection.dbapi_connection
     assert isinstance(dbapi_connection, WriterQueueConnection)
-    dbapi_connection.begin_write()
+    try:
+        dbapi_connection.begin_write()
+    except sqlite3.OperationalError as exc:
+        raise OperationalError("BEGIN IMMEDIATE", (), exc) from exc
 
 
 class WriterQueueConnection(sqlite3.Connection):
@@ -91,7 +95,9 @@ class WriterQueueConnection(sqlite3.Connection):
     holds_lock = False
 
     def begin_write(self) -> None:
-        self.lock.acquire()
+        # Bounded like SQLite's own wait: a writer that never finishes must not hang the rest.
+        if not self.lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+            raise sqlite3.OperationalError("database is locked (waited for another writer)")
         self.holds_lock = True
         try:
             self.execute("BEGIN IMMEDIATE")

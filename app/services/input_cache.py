@@ -34,6 +34,9 @@ class InputCache:
         if pixels is None:
             pixels = model.pixels(open_rgb(image_path, draft_size=model.draft_size))
             self._save(kept, pixels)
+            if not image_path.exists():
+                # The image was deleted while we decoded it: keep nothing of it.
+                kept.unlink(missing_ok=True)
         return model.from_pixels(pixels)
 
     @staticmethod

@@ -41,8 +41,14 @@ class ImageStore:
     def delete(self, relative: str) -> None:
         """Delete a stored file and whatever was derived from it (named "<file>.<suffix>")."""
         path = self.path(relative)
-        for doomed in (path, *path.parent.glob(f"{path.name}.*")):
-            try:
-                doomed.unlink(missing_ok=True)
-            except OSError:
-                logger.exception("could not delete stored file %s", doomed.name)
+        self._unlink(path)
+        # After the file itself: a derived file written meanwhile checks for it (InputCache).
+        for derived in path.parent.glob(f"{path.name}.*"):
+            self._unlink(derived)
+
+    @staticmethod
+    def _unlink(path: Path) -> None:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            logger.exception("could not delete stored file %s", path.name)
