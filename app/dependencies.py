@@ -5,9 +5,9 @@ plain `def` would cost a thread-pool hop on every request.
 """
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Path
 from fastapi.concurrency import run_in_threadpool
@@ -32,14 +32,13 @@ from app.utils.exceptions import AuthenticationError
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/users/token", auto_error=False)
 
 
-async def get_settings(connection: HTTPConnection) -> Settings:
-    settings: Settings = connection.app.state.settings
-    return settings
+def _app_state(attribute: str) -> Callable[[HTTPConnection], Awaitable[Any]]:
+    """A dependency returning one of the objects create_app keeps in `app.state`."""
 
+    async def dependency(connection: HTTPConnection) -> Any:
+        return getattr(connection.app.state, attribute)
 
-async def get_database(connection: HTTPConnection) -> Database:
-    database: Database = connection.app.state.database
-    return database
+    return dependency
 
 
 READ_ONLY_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -77,53 +76,18 @@ async def get_read_session(connection: HTTPConnection) -> AsyncIterator[Session]
         yield session
 
 
-async def get_store(connection: HTTPConnection) -> ImageStore:
-    store: ImageStore = connection.app.state.store
-    return store
-
-
-async def get_input_cache(connection: HTTPConnection) -> InputCache:
-    cache: InputCache = connection.app.state.input_cache
-    return cache
-
-
-async def get_model_pool(connection: HTTPConnection) -> ModelPool:
-    pool: ModelPool = connection.app.state.model_pool
-    return pool
-
-
-async def get_task_runner(connection: HTTPConnection) -> TaskRunner:
-    runner: TaskRunner = connection.app.state.task_runner
-    return runner
-
-
-async def get_notifier(connection: HTTPConnection) -> TaskNotifier:
-    notifier: TaskNotifier = connection.app.state.notifier
-    return notifier
-
-
-async def get_token_service(connection: HTTPConnection) -> TokenService:
-    tokens: TokenService = connection.app.state.tokens
-    return tokens
-
-
-async def get_login_limiter(connection: HTTPConnection) -> LoginLimiter:
-    limiter: LoginLimiter = connection.app.state.login_limiter
-    return limiter
-
-
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(_app_state("settings"))]
 # Closed as soon as the route returns, not after the response is sent: a slow download
 # must not hold a pooled connection (and SQLite's WAL) for as long as the client reads.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
-StoreDep = Annotated[ImageStore, Depends(get_store)]
-InputCacheDep = Annotated[InputCache, Depends(get_input_cache)]
-ModelPoolDep = Annotated[ModelPool, Depends(get_model_pool)]
-NotifierDep = Annotated[TaskNotifier, Depends(get_notifier)]
-TaskRunnerDep = Annotated[TaskRunner, Depends(get_task_runner)]
-TokenServiceDep = Annotated[TokenService, Depends(get_token_service)]
-LoginLimiterDep = Annotated[LoginLimiter, Depends(get_login_limiter)]
+StoreDep = Annotated[ImageStore, Depends(_app_state("store"))]
+InputCacheDep = Annotated[InputCache, Depends(_app_state("input_cache"))]
+ModelPoolDep = Annotated[ModelPool, Depends(_app_state("model_pool"))]
+NotifierDep = Annotated[TaskNotifier, Depends(_app_state("notifier"))]
+TaskRunnerDep = Annotated[TaskRunner, Depends(_app_state("task_runner"))]
+TokenServiceDep = Annotated[TokenService, Depends(_app_state("tokens"))]
+LoginLimiterDep = Annotated[LoginLimiter, Depends(_app_state("login_limiter"))]
 
 
 def user_from_token(session: Session, tokens: TokenService, token: str | None) -> User:

@@ -2,8 +2,6 @@
 
 import sqlite3
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -145,12 +143,6 @@ class Database:
     def read_session(self) -> Session:
         """A session for work that only reads (it must not write: SQLite could refuse)."""
         return self._read_sessions()
-
-    @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """A session whose work is committed at the end, or rolled back on error."""
-        with self._sessions.begin() as session:
-            yield session
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -83,9 +83,6 @@ class TaskNotifier:
             if not owned:
                 del self._subscriptions[subscription.user_id]
 
-    def connection_count(self, user_id: int) -> int:
-        return len(self._subscriptions.get(user_id, ()))
-
     def publish(self, user_id: int, message: dict[str, Any]) -> None:
         """Queue a message for all of a user's connections; safe to call from any thread."""
         if self._loop is None or self._loop.is_closed():

@@ -83,10 +83,6 @@ class TaskRunner:
     def new_task_id() -> str:
         return str(uuid.uuid4())
 
-    @property
-    def pending(self) -> int:
-        return self._pending
-
     def reserve(self) -> None:
         """Count one more unfinished task, or refuse with 503 when there are too many."""
         with self._lock:
