@@ -1,24 +1,45 @@
 """One typed settings object, built from config.ini and overridden by the environment.
 
 Every key of config.ini can be overridden by an environment variable named
-``IMGAPI_<SECTION>__<KEY>`` (upper case, two underscores between section and key), for
-example ``IMGAPI_APP__SECRET_KEY`` or ``IMGAPI_DATABASE__URL``. ``IMGAPI_CONFIG`` points at
-another config file. Sections named ``model.<name>`` hold per-model batching overrides.
+``IMGAPI_<SECTION>__<KEY>`` (case-insensitive, two underscores between section and key), for
+example ``IMGAPI_APP__SECRET_KEY``, ``IMGAPI_DATABASE__URL`` or, for a per-model section,
+``IMGAPI_MODEL.DUMMY__MAX_BATCH_SIZE``. ``IMGAPI_CONFIG`` points at another config file.
+Priority, highest first: explicit overrides, environment, config file, the defaults below.
+Sections named ``model.<name>`` hold per-model batching settings; what they leave out comes
+from MODEL_DEFAULTS, then from [inference].
 """
 
 import configparser
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import quote_plus
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "IMGAPI_"
+ENV_DELIMITER = "__"
 CONFIG_ENV_VAR = "IMGAPI_CONFIG"
 MODEL_SECTION_PREFIX = "model."
+SECTIONS = ("database", "app", "server", "inference")
+
+# Built-in [model.<name>] values: beneath those from a file, the environment or overrides,
+# above [inference].
+MODEL_DEFAULTS: dict[str, dict[str, object]] = {
+    # ONNX Runtime gets 2 threads per batch; request threads decode images alongside.
+    "efficientnet_lite0": {"max_batch_size": 8, "max_batch_delay_ms": 2, "intra_op_threads": 2},
+    # The dummy model is instant: no need to wait for a batch to fill.
+    "dummy": {"max_batch_delay_ms": 0},
+}
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
@@ -51,6 +72,7 @@ class AppSettings(_Section):
     data_dir: str = "data"
     log_dir: str = "logs"
     max_upload_size: int = Field(default=10 * 1024 * 1024, ge=1)
+    max_body_size: int = Field(default=64 * 1024, ge=1024)
     max_image_pixels: int = Field(default=50_000_000, ge=1)
     debug: bool = False
     log_level: LogLevel = "INFO"
@@ -80,7 +102,7 @@ class ModelSettings(_Section):
 
 
 class InferenceSettings(ModelSettings):
-    default_model: str = "dummy"
+    default_model: str = "efficientnet_lite0"
     preload: bool = True
     cache_inputs: bool = True
     task_workers: int = Field(default=8, ge=1, le=256)
@@ -88,15 +110,51 @@ class InferenceSettings(ModelSettings):
     max_task_attempts: int = Field(default=3, ge=1)
 
 
-class Settings(BaseModel):
-    model_config = ConfigDict(frozen=True)
+def _with_inference(inference: InferenceSettings, own: Mapping[str, object]) -> ModelSettings:
+    """One model's settings: its own values over those of [inference]."""
+    inherited = inference.model_dump(include=set(ModelSettings.model_fields))
+    return ModelSettings.model_validate({**inherited, **own})
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_DELIMITER, case_sensitive=False, frozen=True
+    )
 
     base_dir: Path = PROJECT_ROOT
     database: DatabaseSettings = DatabaseSettings()
     app: AppSettings = AppSettings()
     server: ServerSettings = ServerSettings()
     inference: InferenceSettings = InferenceSettings()
-    models: dict[str, ModelSettings] = {}
+    # Validated even when no source names a model, so that MODEL_DEFAULTS always apply.
+    models: dict[str, ModelSettings] = Field(default={}, validate_default=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Settings(...) takes only what it is given; load_settings() picks the sources.
+        return (init_settings,)
+
+    @field_validator("models")
+    @classmethod
+    def _fill_in_models(
+        cls, models: dict[str, ModelSettings], info: ValidationInfo
+    ) -> dict[str, ModelSettings]:
+        """What a [model.<name>] section leaves out comes from MODEL_DEFAULTS, then [inference]."""
+        inference = info.data.get("inference")
+        if not isinstance(inference, InferenceSettings):
+            return models  # [inference] is invalid, and that error is reported
+        own = {name: model.model_dump(exclude_unset=True) for name, model in models.items()}
+        return {
+            name: _with_inference(inference, {**MODEL_DEFAULTS.get(name, {}), **own.get(name, {})})
+            for name in {**MODEL_DEFAULTS, **own}
+        }
 
     def path(self, value: str) -> Path:
         """A configured path; relative ones are taken from the config file's folder."""
@@ -121,49 +179,86 @@ class Settings(BaseModel):
         """The knobs of one model: its own section, else the [inference] defaults."""
         if model_name in self.models:
             return self.models[model_name]
-        fields = ModelSettings.model_fields
-        return ModelSettings(**{name: getattr(self.inference, name) for name in fields})
+        return _with_inference(self.inference, {})
 
 
-_SECTIONS: dict[str, type[_Section]] = {
-    "database": DatabaseSettings,
-    "app": AppSettings,
-    "server": ServerSettings,
-    "inference": InferenceSettings,
-}
+def _field_path(section: str, where: str) -> list[str]:
+    """Where a config section lives in Settings: ["app"], or ["models", name] for model.<name>."""
+    section = section.lower()
+    if section in SECTIONS:
+        return [section]
+    if section.startswith(MODEL_SECTION_PREFIX):
+        return ["models", section.removeprefix(MODEL_SECTION_PREFIX)]
+    raise ConfigError(f"invalid setting in {where}: unknown section [{section}]")
 
 
-def _read_ini(path: Path) -> dict[str, dict[str, str]]:
-    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=("#", ";"))
-    try:
-        with path.open(encoding="utf-8") as handle:
-            parser.read_file(handle)
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
-    except configparser.Error as exc:
-        raise ConfigError(f"config file {path} is malformed: {exc.message}") from exc
-    return {
-        name.lower(): {k.lower(): v.strip() for k, v in parser[name].items()}
-        for name in parser.sections()
-    }
+class _SectionsSource(InitSettingsSource):
+    """Values given as {section: {key: value}}, the shape of an INI file and of overrides."""
+
+    def __init__(
+        self,
+        settings_cls: type[BaseSettings],
+        sections: Mapping[str, Mapping[str, object]],
+        where: str,
+    ) -> None:
+        data: dict[str, Any] = {}
+        for section, values in sections.items():
+            target = data
+            for part in _field_path(section, where):
+                target = target.setdefault(part, {})
+            target.update(values)
+        super().__init__(settings_cls, init_kwargs=data)
 
 
-def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
-    values: dict[str, dict[str, str]] = {}
-    for name, value in env.items():
-        if not name.startswith(ENV_PREFIX) or "__" not in name:
-            continue
-        section, _, key = name[len(ENV_PREFIX) :].partition("__")
-        values.setdefault(section.lower(), {})[key.lower()] = value
-    return values
+class _IniSource(_SectionsSource):
+    """The config file; it also sets base_dir, the folder its relative paths start from."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=("#", ";"))
+        try:
+            with path.open(encoding="utf-8") as handle:
+                parser.read_file(handle)
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+        except configparser.Error as exc:
+            raise ConfigError(f"config file {path} is malformed: {exc.message}") from exc
+        sections = {name: dict(parser[name]) for name in parser.sections()}
+        super().__init__(settings_cls, sections, str(path))
+        self.init_kwargs["base_dir"] = path.resolve().parent
 
 
-def _describe(error: ValidationError, section: str, source: str) -> str:
+class _EnvSource(EnvSettingsSource):
+    """pydantic-settings' IMGAPI_<SECTION>__<KEY> source, reading the given mapping.
+
+    It matches variables to field names, so model.<name> sections are renamed models__<name>
+    first. Variables without the delimiter (IMGAPI_CONFIG, ...) are not settings: skipped.
+    An unknown section is an error, where the base class would silently ignore it.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self.environ = environ  # read by _load_env_vars, which the base __init__ calls
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str]:
+        prefix = ENV_PREFIX.lower()
+        found: dict[str, str] = {}
+        for name, value in self.environ.items():
+            name = name.lower()
+            if name.startswith(prefix) and ENV_DELIMITER in name:
+                section, _, key = name.removeprefix(prefix).partition(ENV_DELIMITER)
+                path = _field_path(section, f"{ENV_PREFIX}* variables")
+                found[prefix + ENV_DELIMITER.join([*path, key])] = value
+        return found
+
+
+def _describe(error: ValidationError, where: str) -> str:
     problems = []
     for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"]) or "?"
-        problems.append(f"[{section}] {key.upper()}: {item['msg']}")
-    return f"invalid setting in {source}: " + "; ".join(problems)
+        section, *key = (str(part) for part in item["loc"])
+        if section == "models" and key:
+            section = MODEL_SECTION_PREFIX + key.pop(0)
+        problems.append(f"[{section}] {'.'.join(key).upper() or '?'}: {item['msg']}")
+    return f"invalid setting in {where}: " + "; ".join(problems)
 
 
 def load_settings(
@@ -171,34 +266,15 @@ def load_settings(
     env: Mapping[str, str] | None = None,
     overrides: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Settings:
-    """Build the settings: config file, then environment, then explicit overrides."""
+    """Settings from, highest priority first: overrides, environment, config file, defaults."""
     env = os.environ if env is None else env
     path = config_path or Path(env.get(CONFIG_ENV_VAR) or PROJECT_ROOT / "config.ini")
-    layers = [
-        _read_ini(path),
-        _env_overrides(env),
-        {k: dict(v) for k, v in (overrides or {}).items()},
-    ]
-    merged: dict[str, dict[str, str]] = {}
-    for layer in layers:
-        for section, values in layer.items():
-            merged.setdefault(section, {}).update(values)
-
-    sections: dict[str, object] = {}
-    models: dict[str, ModelSettings] = {}
-    for section, values in merged.items():
-        try:
-            if section in _SECTIONS:
-                sections[section] = _SECTIONS[section].model_validate(values)
-            elif section.startswith(MODEL_SECTION_PREFIX):
-                model_name = section[len(MODEL_SECTION_PREFIX) :]
-                defaults = sections.get("inference") or InferenceSettings.model_validate(
-                    merged.get("inference", {})
-                )
-                base = {name: getattr(defaults, name) for name in ModelSettings.model_fields}
-                models[model_name] = ModelSettings.model_validate({**base, **values})
-            else:
-                raise ConfigError(f"unknown section [{section}] in {path}")
-        except ValidationError as exc:
-            raise ConfigError(_describe(exc, section, f"{path} or IMGAPI_* variables")) from exc
-    return Settings(base_dir=path.resolve().parent, models=models, **sections)
+    sources = (
+        _SectionsSource(Settings, overrides or {}, "overrides"),
+        _EnvSource(Settings, env),
+        _IniSource(Settings, path),
+    )
+    try:
+        return Settings(_build_sources=(sources, {}))
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, f"{path} or {ENV_PREFIX}* variables")) from exc
