@@ -14,7 +14,7 @@ except StartupError as exc:
 
 
 if __name__ == "__main__":
-    settings = app.state.settings
+    settings = app.state.services.settings
     # log_config=None keeps the logging set up by create_app (request ids, app.log).
     uvicorn.run(
         app, host=settings.server.host, port=settings.server.port, log_config=None, access_log=False

@@ -18,8 +18,6 @@ REQUEST_ID_HEADER = "X-Request-ID"
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # Multipart framing around the file: boundaries, part headers and the file name.
 MULTIPART_OVERHEAD_BYTES = 16 * 1024
-# Every body but an upload is a small JSON document or form.
-MAX_OTHER_BODY_BYTES = 64 * 1024
 
 
 class RequestLogMiddleware:
@@ -69,19 +67,22 @@ class RequestLogMiddleware:
 class BodySizeLimitMiddleware:
     """Refuses a request as soon as its body grows past its path's limit, before it is all read.
 
-    Uploads get the configured upload limit; every other body (JSON, the login form) is small.
+    Uploads get the upload limit; every other body (JSON, the login form) the small body limit.
     """
 
-    def __init__(self, app: ASGIApp, *, upload_paths: set[str], max_upload_size: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, upload_paths: set[str], max_upload_size: int, max_body_size: int
+    ) -> None:
         self.app = app
         self.upload_paths = upload_paths
         self.max_upload_size = max_upload_size
+        self.max_body_size = max_body_size
 
     def _limits(self, path: str) -> tuple[int, int]:
         """The limit to report, and the body size allowed on the wire for it."""
         if path in self.upload_paths:
             return self.max_upload_size, self.max_upload_size + MULTIPART_OVERHEAD_BYTES
-        return MAX_OTHER_BODY_BYTES, MAX_OTHER_BODY_BYTES
+        return self.max_body_size, self.max_body_size
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -2,7 +2,7 @@
 
     make bench            (or: .venv/bin/python bench/run_bench.py [--quick])
 
-1. In-process limit: the shipped model with the settings in config.ini, its BatchRunner, and
+1. In-process limit: the shipped model with the settings in config.ini, its ModelBatcher, and
    the service's own decode/preprocess code, reading the benchmark photos from disk in a
    tight loop, at concurrency 1 and 16.
 2. The service as a user runs it (`python main.py`, SQLite, one process): register, upload 64
@@ -38,10 +38,10 @@ import httpx2 as httpx  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
 
 from app.config import load_settings  # noqa: E402
+from app.inference.batcher import ModelBatcher  # noqa: E402
+from app.inference.kept_inputs import KeptInputs  # noqa: E402
 from app.models.model_interface import create_model  # noqa: E402
-from app.services.batch_runner import BatchRunner  # noqa: E402
-from app.services.inference import classify_file  # noqa: E402
-from app.services.input_cache import InputCache  # noqa: E402
+from app.services.storage import ImageStore  # noqa: E402
 from bench.photos import make_photos  # noqa: E402
 from tests.live_server import LiveServer  # noqa: E402
 
@@ -56,9 +56,15 @@ def in_process_limit(photos: list[Path], *, single: int, seconds: float) -> dict
     model = create_model(MODEL, settings)
     model.load_model()
     model.warm_up()
-    runner = BatchRunner(model, settings)
+    runner = ModelBatcher(model, settings)
     runner.start()
-    decode_always = InputCache(enabled=False)
+    # The service's own decoding and preprocessing, for photos in a store of their own.
+    decode_always = KeptInputs(ImageStore(photos[0].parent), enabled=False)
+
+    def classify_file(runner: ModelBatcher, path: Path, inputs: KeptInputs) -> None:
+        output = runner.submit(inputs.sample(model, path.name)).result()
+        model.postprocess(output)
+
     try:
         for path in photos[:16]:
             classify_file(runner, path, decode_always)

@@ -20,9 +20,12 @@ from sqlalchemy import create_engine, text
 
 from app.application import create_app
 from app.config import PROJECT_ROOT, Settings, load_settings
+from app.container import Services
+from app.database.tables import Image as ImageRow
 
 MYSQL_URL_ENV = "IMGAPI_TEST_MYSQL_URL"
 PASSWORD = "correct-horse-battery"
+SECRET_KEY = "test-secret-key-that-is-long-enough-for-hs256"
 _user_numbers = itertools.count(1)
 
 
@@ -66,7 +69,7 @@ def make_settings(
                 "upload_dir": str(root / "uploads"),
                 "data_dir": str(root / "data"),
                 "log_dir": str(root / "logs"),
-                "secret_key": "test-secret-key-that-is-long-enough-for-hs256",
+                "secret_key": SECRET_KEY,
             },
         }
         for section, values in sections.items():
@@ -169,11 +172,16 @@ def upload(
     return body
 
 
-def stored_file(app: FastAPI, image_id: int) -> Path:
-    from app.database.tables import Image as ImageRow
+@pytest.fixture(scope="session")
+def services(app: FastAPI) -> Services:
+    """The long-lived objects of the shared app (its database, store, models, ...)."""
+    built = app.state.services
+    assert isinstance(built, Services)
+    return built
 
-    with app.state.database.session() as session:
+
+def stored_file(services: Services, image_id: int) -> Path:
+    with services.database.read_session() as session:
         row = session.get(ImageRow, image_id)
         assert row is not None
-        path: Path = app.state.store.path(row.stored_path)
-        return path
+        return services.store.path(row.stored_path)

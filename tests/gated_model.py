@@ -1,4 +1,4 @@
-"""A model whose predictions wait for the test to open a gate, to hold a task mid-inference."""
+"""A model whose predictions wait for the test to open a gate, to hold work mid-inference."""
 
 import threading
 
@@ -8,6 +8,14 @@ from app.models.dummy_model import DummyModel
 
 entered = threading.Event()
 gate = threading.Event()
+batch_sizes: list[int] = []
+
+
+def reset() -> None:
+    """Close the gate and forget earlier batches; call before each test that uses the model."""
+    entered.clear()
+    gate.clear()
+    batch_sizes.clear()
 
 
 class GatedModel(DummyModel):
@@ -19,4 +27,5 @@ class GatedModel(DummyModel):
     def predict(self, batch: np.ndarray) -> np.ndarray:
         entered.set()
         gate.wait(30)
+        batch_sizes.append(len(batch))
         return super().predict(batch)

@@ -1,26 +1,37 @@
-"""The dynamic batching runner, driven directly with a small instrumented model."""
+"""The dynamic batcher, driven directly with a small instrumented model; the pipeline over it."""
 
 import asyncio
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
-from starlette.requests import Request
-from starlette.types import Message
 
-from app.config import ModelSettings
-from app.models.model_interface import ModelInterface, create_model, top_k_predictions
-from app.services.batch_runner import BatchRunner
-from app.services.inference import PreparedInput, predict_while_connected
+from app.config import ModelSettings, Settings
+from app.inference.batcher import ModelBatcher
+from app.inference.kept_inputs import KeptInputs
+from app.inference.loaded_models import LoadedModels
+from app.inference.pipeline import InferencePipeline, Outcome
+from app.models.model_interface import (
+    MODEL_REGISTRY,
+    ModelInterface,
+    create_model,
+    top_k_predictions,
+)
+from app.services.storage import ImageStore
 from app.utils.exceptions import (
     ClientGoneError,
     InferenceFailedError,
     ServiceBusyError,
     UnknownModelError,
 )
+from tests import gated_model
+from tests.conftest import image_bytes
 
 
 class DoublingModel(ModelInterface):
@@ -55,12 +66,12 @@ class DoublingModel(ModelInterface):
         return {"value": float(output[0])}
 
 
-def start(model: DoublingModel, **knobs: float) -> BatchRunner:
+def start(model: DoublingModel, **knobs: float) -> ModelBatcher:
     settings = ModelSettings(
         **{"max_batch_size": 8, "max_batch_delay_ms": 20, "queue_size": 64, **knobs}
     )
     model.load_model()
-    runner = BatchRunner(model, settings)
+    runner = ModelBatcher(model, settings)
     runner.start()
     return runner
 
@@ -71,7 +82,7 @@ def test_concurrent_requests_share_batches_and_get_their_own_answers() -> None:
     results: dict[int, float] = {}
 
     def call(i: int) -> None:
-        results[i] = float(runner.infer(np.array([i], dtype=np.float32))[0])
+        results[i] = float(runner.submit(np.array([i], dtype=np.float32)).result(5)[0])
 
     threads = [threading.Thread(target=call, args=(i,)) for i in range(24)]
     for thread in threads:
@@ -120,7 +131,7 @@ def test_a_request_whose_caller_gave_up_is_dropped() -> None:
 def test_a_failing_model_fails_every_caller_of_the_batch() -> None:
     runner = start(DoublingModel(fail=True))
     with pytest.raises(InferenceFailedError, match="boom"):
-        runner.infer(np.ones(1, dtype=np.float32))
+        runner.submit(np.ones(1, dtype=np.float32)).result(5)
     runner.stop()
 
 
@@ -142,21 +153,45 @@ def test_top_k_is_sorted_and_bounded() -> None:
     assert outcome["confidence"] == pytest.approx(0.6)
 
 
-def test_a_client_that_disconnects_is_dropped_before_its_batch_runs() -> None:
-    model = DoublingModel()
-    model.gate.clear()
-    runner = start(model, max_batch_size=1, max_batch_delay_ms=0)
-    busy = runner.submit(np.ones(1, dtype=np.float32))
-    time.sleep(0.05)  # the worker is stuck on the first job; ours would be next
+@dataclass(frozen=True)
+class StoredImageJob:
+    """The simplest InferenceJob: a stored image, whose outcome goes back to the caller."""
 
-    async def client_left() -> Message:
-        return {"type": "http.disconnect"}
+    stored_path: str
+    model_name: str = "gated"
 
-    request = Request({"type": "http", "method": "POST", "path": "/", "headers": []}, client_left)
-    prepared = PreparedInput(runner, 1, 1, np.full(1, 5, dtype=np.float32), time.perf_counter())
-    with pytest.raises(ClientGoneError):
-        asyncio.run(predict_while_connected(prepared, request))
-    model.gate.set()
-    busy.result(5)
-    runner.stop()
-    assert model.batch_sizes == [1]  # only the first job ever reached the model
+    def locate(self) -> str:
+        return self.stored_path
+
+    def store(self, outcome: Outcome) -> Outcome:
+        return outcome
+
+
+def test_a_caller_that_leaves_is_dropped_before_its_batch_runs(
+    make_settings: Callable[..., Settings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(MODEL_REGISTRY, "gated", "tests.gated_model:GatedModel")
+    gated_model.reset()
+    settings = make_settings(**{"model.gated": {"max_batch_size": "1", "max_batch_delay_ms": "0"}})
+    store = ImageStore(tmp_path)
+    job = StoredImageJob(store.save(owner_id=1, data=image_bytes(), extension="png"))
+    models = LoadedModels(settings)
+    pipeline = InferencePipeline(models, KeptInputs(store, enabled=False))
+
+    async def left() -> None:
+        """A client already gone: the pipeline notices as soon as it starts waiting."""
+
+    async def scenario() -> None:
+        busy = asyncio.create_task(pipeline.run(job))
+        assert await asyncio.to_thread(gated_model.entered.wait, 10)  # the model is held
+        with pytest.raises(ClientGoneError):
+            await pipeline.run(job, abandoned=left)
+        gated_model.gate.set()
+        assert (await busy).prediction["label"] == "red"
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        gated_model.gate.set()
+        models.close()
+    assert gated_model.batch_sizes == [1]  # only the first job ever reached the model

@@ -1,6 +1,7 @@
 """The shipped EfficientNet-Lite0: real photos get real labels, and batching changes nothing."""
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -8,11 +9,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.application import create_app
-from app.config import ModelSettings
+from app.config import ModelSettings, Settings
+from app.inference.batcher import ModelBatcher
 from app.models import efficientnet_model
 from app.models.efficientnet_model import EfficientNetLite0, ModelFileError
-from app.services.batch_runner import BatchRunner
-from app.utils.exceptions import StartupError
+from app.utils.exceptions import ModelUnavailableError
 from app.utils.image_utils import open_rgb
 from tests.conftest import UserHandle, upload
 
@@ -76,35 +77,38 @@ def test_batched_and_single_predictions_agree(model: EfficientNetLite0) -> None:
     assert np.abs(together - one_by_one).max() < 1e-4
 
 
-def test_the_batch_runner_gives_each_caller_its_own_answer(model: EfficientNetLite0) -> None:
+def test_the_batcher_gives_each_caller_its_own_answer(model: EfficientNetLite0) -> None:
     names = sorted(EXPECTED_TOP1) * 3
     batch = samples(model, names)
-    runner = BatchRunner(model, ModelSettings(max_batch_size=8, max_batch_delay_ms=50))
-    runner.start()
+    batcher = ModelBatcher(model, ModelSettings(max_batch_size=8, max_batch_delay_ms=50))
+    batcher.start()
     outputs: dict[int, np.ndarray] = {}
 
     def call(i: int) -> None:
-        outputs[i] = runner.infer(batch[i])
+        outputs[i] = batcher.submit(batch[i]).result(timeout=30)
 
     threads = [threading.Thread(target=call, args=(i,)) for i in range(len(names))]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    runner.stop()
-    assert runner.batches_run < len(names)  # some requests shared a batch
+    batcher.stop()
+    assert batcher.batches_run < len(names)  # some requests shared a batch
     for i, name in enumerate(names):
         assert model.postprocess(outputs[i])["label"] in EXPECTED_TOP1[name]
         assert np.abs(outputs[i] - model.predict(batch[i : i + 1])[0]).max() < 1e-4
 
 
 def test_a_tampered_model_file_is_refused(
-    monkeypatch: pytest.MonkeyPatch,
-    make_settings,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch, make_settings: Callable[..., Settings]
 ) -> None:
     monkeypatch.setattr(efficientnet_model, "ONNX_SHA256", "0" * 64)
     with pytest.raises(ModelFileError, match="expected 0000"):
         EfficientNetLite0().load_model()
-    with pytest.raises(StartupError, match="cannot load model 'efficientnet_lite0'"):
-        create_app(make_settings())
+    # The app is built (nothing is loaded yet), but it does not start serving.
+    app = create_app(make_settings())
+    with (
+        pytest.raises(ModelUnavailableError, match="model 'efficientnet_lite0' cannot be used"),
+        TestClient(app),
+    ):
+        pass

@@ -5,11 +5,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
 from starlette.websockets import WebSocketDisconnect
 
+from app.container import Services
 from app.models.model_interface import MODEL_REGISTRY
 from app.services import images as image_service
 from app.services.security import TokenService
@@ -17,6 +17,7 @@ from app.utils.image_utils import open_rgb
 from tests import gated_model
 from tests.conftest import (
     PASSWORD,
+    SECRET_KEY,
     UserHandle,
     image_bytes,
     register_and_log_in,
@@ -52,8 +53,8 @@ def test_image_id_beyond_the_range_in_a_body_is_422(
     assert client.post(route, headers=user.headers, json={"image_id": TOO_BIG}).status_code == 422
 
 
-def test_a_token_for_an_impossible_user_id_is_401(client: TestClient, app: FastAPI) -> None:
-    token = app.state.tokens.issue(user_id=TOO_BIG, token_version=0)
+def test_a_token_for_an_impossible_user_id_is_401(client: TestClient, services: Services) -> None:
+    token = services.tokens.issue(user_id=TOO_BIG, token_version=0)
     assert client.get("/users/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
 
 
@@ -86,10 +87,10 @@ def test_large_json_bodies_are_refused_before_they_are_read(client: TestClient) 
 
 
 def test_download_of_a_missing_file_is_404(
-    client: TestClient, app: FastAPI, user: UserHandle
+    client: TestClient, services: Services, user: UserHandle
 ) -> None:
     image = upload(client, user)
-    stored_file(app, image["id"]).unlink()
+    stored_file(services, image["id"]).unlink()
     response = client.get(f"/images/{image['id']}/file", headers=user.headers)
     assert response.status_code == 404
     assert response.json()["code"] == "not_found"
@@ -146,11 +147,9 @@ def test_websocket_closes_when_the_password_changes(client: TestClient, user: Us
 
 
 def test_websocket_closes_when_its_token_expires(
-    client: TestClient, app: FastAPI, user: UserHandle
+    client: TestClient, services: Services, user: UserHandle
 ) -> None:
-    short = TokenService(app.state.tokens._secret_key, timedelta(seconds=2)).issue(
-        user_id=user.id, token_version=0
-    )
+    short = TokenService(SECRET_KEY, timedelta(seconds=2)).issue(user_id=user.id, token_version=0)
     with client.websocket_connect(f"/ws/inference?token={short}") as socket:
         assert socket.receive_json()["type"] == "connected"
         started = time.monotonic()
@@ -168,8 +167,7 @@ def test_a_task_whose_image_goes_before_it_starts_gets_a_final_update(
     single = make_client(inference={"task_workers": "1"})
     owner = register_and_log_in(single)
     first, second = upload(single, owner), upload(single, owner)
-    gated_model.entered.clear()
-    gated_model.gate.clear()
+    gated_model.reset()
     with single.websocket_connect(f"/ws/inference?token={owner.token}") as socket:
         socket.receive_json()
         try:
@@ -227,5 +225,6 @@ def test_a_task_for_a_model_that_cannot_load_fails_instead_of_waiting_forever(
         headers=user.headers,
         json={"image_id": image["id"], "model_name": "broken"},
     )
-    assert sync.status_code == 500
-    assert sync.json()["code"] == "internal_error"
+    assert sync.status_code == 503
+    assert sync.json()["code"] == "model_unavailable"
+    assert "weights are corrupt" in sync.json()["detail"]

@@ -4,10 +4,10 @@ import hashlib
 import io
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from app.container import Services
 from tests.conftest import UserHandle, image_bytes, register_and_log_in, stored_file, upload
 
 
@@ -22,7 +22,7 @@ from tests.conftest import UserHandle, image_bytes, register_and_log_in, stored_
 )
 def test_upload_each_supported_format(
     client: TestClient,
-    app: FastAPI,
+    services: Services,
     user: UserHandle,
     image_format: str,
     content_type: str,
@@ -37,7 +37,7 @@ def test_upload_each_supported_format(
     assert body["sha256"] == hashlib.sha256(data).hexdigest()
     assert body["filename"] == filename
     assert body["file_url"] == f"/images/{body['id']}/file"
-    path = stored_file(app, body["id"])
+    path = stored_file(services, body["id"])
     assert path.read_bytes() == data
     assert path.parent.name == f"user_{user.id}"
     assert path.name != filename  # stored under a server-made name
@@ -108,7 +108,7 @@ def test_upload_over_the_size_limit_is_413_and_stores_nothing(make_client) -> No
         assert "2000 bytes" in response.json()["detail"]
         assert response.json()["code"] == "payload_too_large"
     assert small.get("/images/", headers=owner.headers).json() == []
-    uploads = small.app.state.store.root
+    uploads = small.app.state.services.store.root
     assert not any(path.is_file() for path in uploads.rglob("*"))
 
 
@@ -125,11 +125,11 @@ def test_decompression_bomb_is_refused(make_client) -> None:  # type: ignore[no-
 
 
 def test_client_filename_is_kept_only_for_display(
-    client: TestClient, app: FastAPI, user: UserHandle
+    client: TestClient, services: Services, user: UserHandle
 ) -> None:
     body = upload(client, user, filename="../../etc/passwd\x00.png")
     assert "/" not in body["filename"] and "\x00" not in body["filename"]
-    assert stored_file(app, body["id"]).is_relative_to(app.state.store.root)
+    assert stored_file(services, body["id"]).is_relative_to(services.store.root)
 
 
 def test_list_is_newest_first_with_paging_and_total(client: TestClient) -> None:
@@ -163,12 +163,12 @@ def test_read_and_download(client: TestClient, user: UserHandle) -> None:
 
 
 def test_delete_removes_row_file_and_results(
-    client: TestClient, app: FastAPI, user: UserHandle
+    client: TestClient, services: Services, user: UserHandle
 ) -> None:
     image = upload(client, user)
     result = client.post("/images/inference", headers=user.headers, json={"image_id": image["id"]})
     assert result.status_code == 200
-    path = stored_file(app, image["id"])
+    path = stored_file(services, image["id"])
 
     assert client.delete(f"/images/{image['id']}", headers=user.headers).status_code == 204
     assert not path.exists()
@@ -181,7 +181,7 @@ def test_delete_removes_row_file_and_results(
 
 
 def test_other_users_images_are_not_found(
-    client: TestClient, app: FastAPI, user: UserHandle, other_user: UserHandle
+    client: TestClient, services: Services, user: UserHandle, other_user: UserHandle
 ) -> None:
     image = upload(client, user)
     for method, path in (
@@ -193,7 +193,7 @@ def test_other_users_images_are_not_found(
         assert response.status_code == 404
         assert response.json()["code"] == "not_found"
     assert client.get("/images/", headers=other_user.headers).json() == []
-    assert stored_file(app, image["id"]).exists()
+    assert stored_file(services, image["id"]).exists()
 
 
 def test_unknown_image_is_404_and_bad_id_is_422(client: TestClient, user: UserHandle) -> None:

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from app.container import Services
 from app.utils.image_utils import open_rgb
 from tests.conftest import UserHandle, image_bytes, upload
 
@@ -42,13 +43,15 @@ def test_sync_inference_returns_and_stores_a_result(client: TestClient, user: Us
     assert [r["id"] for r in detail["results"]] == [result["id"]]
 
 
-def test_default_model_is_used_when_none_is_named(client: TestClient, user: UserHandle) -> None:
+def test_default_model_is_used_when_none_is_named(
+    client: TestClient, services: Services, user: UserHandle
+) -> None:
     image = upload(client, user)
     response = client.post(
         "/images/inference", headers=user.headers, json={"image_id": image["id"]}
     )
     assert response.status_code == 200
-    assert response.json()["model_name"] == client.app.state.settings.inference.default_model  # type: ignore[attr-defined]
+    assert response.json()["model_name"] == services.settings.inference.default_model
 
 
 @pytest.mark.parametrize(

@@ -3,11 +3,12 @@
 from pathlib import Path
 
 import numpy as np
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from app.container import Services
+from app.inference.kept_inputs import KeptInputs
 from app.models.efficientnet_model import EfficientNetLite0
-from app.services.input_cache import InputCache
+from app.services.storage import ImageStore
 from app.utils.image_utils import open_rgb
 from tests.conftest import UserHandle, stored_file, upload
 
@@ -27,14 +28,14 @@ def infer(client: TestClient, owner: UserHandle, image_id: int) -> dict[str, obj
 
 
 def test_first_inference_keeps_the_input_and_later_ones_agree(
-    client: TestClient, app: FastAPI, user: UserHandle
+    client: TestClient, services: Services, user: UserHandle
 ) -> None:
     image = upload(client, user, (DATA / "coffee.jpg").read_bytes(), filename="coffee.jpg")
-    path = stored_file(app, image["id"])
+    path = stored_file(services, image["id"])
     assert kept_inputs(path) == []
     first = infer(client, user, image["id"])
     [kept] = kept_inputs(path)
-    assert kept.name.endswith(f".efficientnet_lite0-{EfficientNetLite0.input_cache_version}.npy")
+    assert kept.name.endswith(f".efficientnet_lite0-{EfficientNetLite0.pixels_version}.npy")
     assert np.load(kept).shape == (224, 224, 3)
     again = infer(client, user, image["id"])
     assert again["predictions"] == first["predictions"]
@@ -45,11 +46,11 @@ def test_first_inference_keeps_the_input_and_later_ones_agree(
 
 
 def test_an_unreadable_kept_input_is_rebuilt(
-    client: TestClient, app: FastAPI, user: UserHandle
+    client: TestClient, services: Services, user: UserHandle
 ) -> None:
     image = upload(client, user, (DATA / "rocket.jpg").read_bytes())
     first = infer(client, user, image["id"])
-    [kept] = kept_inputs(stored_file(app, image["id"]))
+    [kept] = kept_inputs(stored_file(services, image["id"]))
     kept.write_bytes(b"not an array")
     assert infer(client, user, image["id"])["predictions"] == first["predictions"]
     assert np.load(kept).shape == (224, 224, 3)
@@ -58,16 +59,15 @@ def test_an_unreadable_kept_input_is_rebuilt(
 def test_kept_pixels_give_exactly_the_fresh_input(tmp_path: Path) -> None:
     model = EfficientNetLite0()
     model.load_model()
-    photo = tmp_path / "chelsea.jpg"
-    photo.write_bytes((DATA / "chelsea.jpg").read_bytes())
-    fresh = model.preprocess(open_rgb(photo, draft_size=model.draft_size))
-    cache = InputCache(enabled=True)
-    built = cache.sample(model, photo)  # decodes and keeps
-    reused = cache.sample(model, photo)  # reads what was kept
+    store = ImageStore(tmp_path)
+    photo = store.save(owner_id=1, data=(DATA / "chelsea.jpg").read_bytes(), extension="jpg")
+    fresh = model.preprocess(open_rgb(store.path(photo), draft_size=model.draft_size))
+    kept = KeptInputs(store, enabled=True)
+    built = kept.sample(model, photo)  # decodes and keeps
+    reused = kept.sample(model, photo)  # reads what was kept
     assert np.array_equal(fresh, built) and np.array_equal(fresh, reused)
-    assert len(kept_inputs(photo)) == 1
+    assert len(kept_inputs(store.path(photo))) == 1
 
-    other = tmp_path / "copy.jpg"
-    other.write_bytes(photo.read_bytes())
-    assert np.array_equal(InputCache(enabled=False).sample(model, other), fresh)
-    assert kept_inputs(other) == []
+    other = store.save(owner_id=1, data=(DATA / "chelsea.jpg").read_bytes(), extension="jpg")
+    assert np.array_equal(KeptInputs(store, enabled=False).sample(model, other), fresh)
+    assert kept_inputs(store.path(other)) == []

@@ -6,8 +6,8 @@ import httpx2 as httpx
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from fastapi import FastAPI
 
+from app.container import Services
 from app.database.tables import Base
 from tests.conftest import PASSWORD, image_bytes
 from tests.live_server import live_server
@@ -60,15 +60,15 @@ def test_unknown_route_is_a_json_404(client) -> None:  # type: ignore[no-untyped
     assert client.patch("/users/me").json()["code"] == "method_not_allowed"
 
 
-def test_migrations_match_the_orm_tables(app: FastAPI) -> None:
-    with app.state.database.engine.connect() as connection:
+def test_migrations_match_the_orm_tables(services: Services) -> None:
+    with services.database.engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     assert differences == []
 
 
 @pytest.mark.parametrize("table", ["users", "images", "inference_results"])
-def test_mysql_tables_are_innodb_utf8mb4(app: FastAPI, table: str) -> None:
-    engine = app.state.database.engine
+def test_mysql_tables_are_innodb_utf8mb4(services: Services, table: str) -> None:
+    engine = services.database.engine
     if engine.dialect.name != "mysql":
         pytest.skip("MySQL only")
     with engine.connect() as connection:

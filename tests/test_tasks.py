@@ -5,9 +5,9 @@ import uuid
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from app.container import Services
 from app.database.tables import InferenceResult
 from app.models.model_interface import MODEL_REGISTRY
 from tests import gated_model
@@ -115,7 +115,7 @@ def test_full_task_queue_answers_503_with_retry_after(make_client) -> None:  # t
     limited = make_client(inference={"max_pending_tasks": "2"})
     owner = register_and_log_in(limited)
     image = upload(limited, owner)
-    runner = limited.app.state.task_runner
+    runner = limited.app.state.services.tasks.queue
     runner.reserve()
     runner.reserve()  # two tasks are in flight, as far as admission is concerned
     try:
@@ -136,11 +136,10 @@ def test_full_task_queue_answers_503_with_retry_after(make_client) -> None:  # t
 
 
 def test_deleting_the_image_mid_inference_leaves_nothing_behind(
-    client: TestClient, app: FastAPI, user: UserHandle, monkeypatch: pytest.MonkeyPatch
+    client: TestClient, services: Services, user: UserHandle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(MODEL_REGISTRY, "gated", "tests.gated_model:GatedModel")
-    gated_model.entered.clear()
-    gated_model.gate.clear()
+    gated_model.reset()
     image = upload(client, user)
     task_id = client.post(
         "/images/inference/async",
@@ -158,6 +157,6 @@ def test_deleting_the_image_mid_inference_leaves_nothing_behind(
         gated_model.gate.set()
     time.sleep(0.5)
     assert client.get(f"/images/inference/tasks/{task_id}", headers=user.headers).status_code == 404
-    with app.state.database.session() as session:
+    with services.database.session() as session:
         assert session.query(InferenceResult).filter_by(image_id=image["id"]).count() == 0
     assert client.get("/health").status_code == 200

@@ -6,13 +6,13 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from jose import jwt
 
+from app.container import Services
 from app.database.tables import User
 from app.services.security import TokenService
-from tests.conftest import PASSWORD, UserHandle, register_and_log_in
+from tests.conftest import PASSWORD, SECRET_KEY, UserHandle, register_and_log_in
 
 
 def test_register_log_in_and_read_me(client: TestClient) -> None:
@@ -107,13 +107,13 @@ def test_me_without_a_valid_token_is_401(client: TestClient, headers: dict[str, 
 
 
 def test_forged_and_expired_tokens_are_refused(
-    client: TestClient, app: FastAPI, user: UserHandle
+    client: TestClient, services: Services, user: UserHandle
 ) -> None:
     forged = jwt.encode(
         {"sub": str(user.id), "ver": 0, "exp": 4102444800}, "not-the-key", algorithm="HS256"
     )
     unsigned = jwt.encode({"sub": str(user.id), "ver": 0, "exp": 4102444800}, "", algorithm="HS256")
-    expired = TokenService(app.state.tokens._secret_key, timedelta(seconds=-5)).issue(
+    expired = TokenService(SECRET_KEY, timedelta(seconds=-5)).issue(
         user_id=user.id, token_version=0
     )
     for token in (forged, unsigned, expired):
@@ -214,7 +214,7 @@ def test_a_login_does_not_hold_the_database_while_the_password_is_checked(
     client: TestClient,
 ) -> None:
     owner = register_and_log_in(client, prefix="locker")
-    database = client.app.state.database  # type: ignore[attr-defined]
+    database = client.app.state.services.database
     results: list[int] = []
     started = threading.Event()
 

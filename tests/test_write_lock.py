@@ -14,8 +14,9 @@ from sqlalchemy.exc import OperationalError
 
 from app.database import engine as engine_module
 from app.database.engine import Database, create_db_engine
+from app.inference.kept_inputs import KeptInputs
 from app.models.dummy_model import DummyModel
-from app.services.input_cache import InputCache
+from app.models.model_interface import SplitPreprocessing
 from app.services.storage import ImageStore
 from tests.conftest import PASSWORD
 
@@ -56,7 +57,7 @@ def test_a_failed_write_route_frees_the_lock_even_when_every_thread_waits_for_it
     monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
 ) -> None:
     client: TestClient = make_client(database={"pool_size": "2"})
-    database = client.app.state.database  # type: ignore[attr-defined]
+    database = client.app.state.services.database
 
     async def three_threads() -> None:
         anyio.to_thread.current_default_thread_limiter().total_tokens = 3
@@ -87,10 +88,10 @@ def test_a_failed_write_route_frees_the_lock_even_when_every_thread_waits_for_it
     assert outcomes == {"lock_taken": 409, "lock_a": 201, "lock_b": 201, "lock_late": 201}
 
 
-class SlowCachedModel(DummyModel):
+class SlowCachedModel(DummyModel, SplitPreprocessing):
     """Keeps pixels; deleting the image while they are computed is the race under test."""
 
-    input_cache_version = "test-1"
+    pixels_version = "test-1"
     during_pixels = staticmethod(lambda: None)
 
     def pixels(self, image: Image.Image) -> np.ndarray:
@@ -113,5 +114,5 @@ def test_an_image_deleted_while_its_input_is_kept_leaves_nothing(
     )
     model = SlowCachedModel()
     model.load_model()
-    InputCache(enabled=True).sample(model, store.path(relative))
+    KeptInputs(store, enabled=True).sample(model, relative)
     assert list((tmp_path / "uploads" / "user_1").iterdir()) == []

@@ -1,18 +1,17 @@
-"""Dynamic batching: requests for one model queue up and run together in its worker thread."""
+"""Dynamic batching: samples for one model queue up and run together in its worker thread."""
 
 import logging
 import queue
 import threading
 import time
 from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 import numpy as np
 
 from app.config import ModelSettings
 from app.models.model_interface import ModelInterface
-from app.utils.exceptions import InferenceFailedError, InferenceTimeoutError, ServiceBusyError
+from app.utils.exceptions import InferenceFailedError, ServiceBusyError
 
 logger = logging.getLogger(__name__)
 
@@ -26,12 +25,12 @@ class _Job:
 _STOP = object()
 
 
-class BatchRunner:
+class ModelBatcher:
     """Owns one loaded model and the only thread that calls its ``predict``.
 
-    The worker takes the first waiting request, then gathers more for up to
+    The worker takes the first waiting sample, then gathers more for up to
     ``max_batch_delay_ms`` or until ``max_batch_size``, and runs them as one batch.
-    Requests whose caller has given up are dropped before the batch runs.
+    Samples whose caller has given up (their future is cancelled) are dropped before it runs.
     """
 
     def __init__(self, model: ModelInterface, settings: ModelSettings) -> None:
@@ -69,17 +68,6 @@ class BatchRunner:
                 "try again shortly"
             ) from None
         return job.future
-
-    def infer(self, sample: np.ndarray) -> np.ndarray:
-        """Queue one sample and wait for its output row."""
-        future = self.submit(sample)
-        try:
-            return future.result(timeout=self.settings.timeout_seconds)
-        except FutureTimeout:
-            future.cancel()
-            raise InferenceTimeoutError(
-                f"model '{self.model.name}' did not answer within {self.settings.timeout_seconds} s"
-            ) from None
 
     def _work(self) -> None:
         while True:

@@ -1,4 +1,4 @@
-"""The models this process serves: each loaded once, on first use or at start-up."""
+"""The models this process serves: each loaded once, with its batcher, on first use or at start."""
 
 import logging
 import threading
@@ -6,58 +6,66 @@ import time
 from typing import Any
 
 from app.config import Settings
+from app.inference.batcher import ModelBatcher
 from app.models.model_interface import available_models, create_model, model_class
-from app.services.batch_runner import BatchRunner
+from app.utils.exceptions import ModelUnavailableError
 
 logger = logging.getLogger(__name__)
 
 
-class ModelPool:
+class LoadedModels:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._runners: dict[str, BatchRunner] = {}
+        self._batchers: dict[str, ModelBatcher] = {}
         self._lock = threading.Lock()
 
     @property
     def default_model(self) -> str:
         return self.settings.inference.default_model
 
-    def runner(self, name: str | None = None) -> BatchRunner:
-        """The running batch runner of a model, loading it the first time it is asked for."""
+    def batcher(self, name: str | None = None) -> ModelBatcher:
+        """The running batcher of a model, loading the model the first time it is asked for.
+
+        Loading blocks (seconds for a real model): call it from a worker thread.
+        """
         name = name or self.default_model
-        runner = self._runners.get(name)
-        if runner is not None:
-            return runner
+        batcher = self._batchers.get(name)
+        if batcher is not None:
+            return batcher
         model_class(name)  # an unknown name fails here, before taking the lock
         # One lock for all loads: many requests arriving together load a model once.
         with self._lock:
-            runner = self._runners.get(name)
-            if runner is None:
-                runner = self._load(name)
-                self._runners[name] = runner
-        return runner
+            batcher = self._batchers.get(name)
+            if batcher is None:
+                batcher = self._load(name)
+                self._batchers[name] = batcher
+        return batcher
 
-    def _load(self, name: str) -> BatchRunner:
+    def _load(self, name: str) -> ModelBatcher:
         started = time.perf_counter()
         settings = self.settings.model_settings(name)
         model = create_model(name, settings)
-        model.load_model()
-        model.warm_up()
-        runner = BatchRunner(model, settings)
-        runner.start()
+        try:
+            model.load_model()
+            model.warm_up()
+        except Exception as exc:
+            logger.exception("model %s cannot be loaded", name)
+            raise ModelUnavailableError(f"model '{name}' cannot be used: {exc}") from exc
+        batcher = ModelBatcher(model, settings)
+        batcher.start()
         logger.info(
             "model %s %s loaded in %.0f ms",
             name,
             model.version,
             (time.perf_counter() - started) * 1000,
         )
-        return runner
+        return batcher
 
     def describe(self) -> list[dict[str, Any]]:
         described = []
         for name in available_models():
             cls = model_class(name)
-            runner = self._runners.get(name)
+            batcher = self._batchers.get(name)
             described.append(
                 {
                     "name": name,
@@ -65,16 +73,16 @@ class ModelPool:
                     "task": cls.task,
                     "input_size": list(cls.input_size),
                     "num_labels": cls.num_labels,
-                    "loaded": runner is not None,
+                    "loaded": batcher is not None,
                     "default": name == self.default_model,
                     "settings": self.settings.model_settings(name).model_dump(),
-                    "queue_depth": runner.queue_depth if runner else 0,
+                    "queue_depth": batcher.queue_depth if batcher else 0,
                 }
             )
         return described
 
     def close(self) -> None:
         with self._lock:
-            for runner in self._runners.values():
-                runner.stop()
-            self._runners.clear()
+            for batcher in self._batchers.values():
+                batcher.stop()
+            self._batchers.clear()

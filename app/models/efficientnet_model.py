@@ -14,7 +14,7 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from app.models.model_interface import ModelInterface, softmax, top_k_predictions
+from app.models.model_interface import SplitPreprocessing, softmax, top_k_predictions
 
 MODEL_DIR = Path(__file__).resolve().parent / "efficientnet_lite0"
 ONNX_FILE = MODEL_DIR / "efficientnet_lite0.onnx"
@@ -53,7 +53,7 @@ def crop_box(width: int, height: int) -> tuple[float, float, float, float]:
     return (left, top, left + crop, top + crop)
 
 
-class EfficientNetLite0(ModelInterface):
+class EfficientNetLite0(SplitPreprocessing):
     name = "efficientnet_lite0"
     version = "1.0-onnx-opset17"
     input_size = (CROP_SIZE, CROP_SIZE)
@@ -61,7 +61,7 @@ class EfficientNetLite0(ModelInterface):
     # JPEGs bigger than twice this are decoded at 1/2, 1/4 or 1/8 scale: several times
     # faster, and still more pixels than the 256-pixel resize needs.
     draft_size = (320, 320)
-    input_cache_version = "crop224-bilinear-1"
+    pixels_version = "crop224-bilinear-1"
 
     def load_model(self) -> None:
         labels = json.loads(verified_bytes(LABELS_FILE, LABELS_SHA256))
@@ -82,9 +82,6 @@ class EfficientNetLite0(ModelInterface):
         )
         self._input = self._session.get_inputs()[0].name
         self._output = self._session.get_outputs()[0].name
-
-    def preprocess(self, image: Image.Image) -> np.ndarray:
-        return self.from_pixels(self.pixels(image))
 
     def pixels(self, image: Image.Image) -> np.ndarray:
         # Shorter side to 256 then centre crop 224, done as one resize of the cropped region:

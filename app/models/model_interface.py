@@ -34,7 +34,8 @@ class ModelInterface(ABC):
     version: ClassVar[str]
     task: ClassVar[str] = "classification"
     input_size: ClassVar[tuple[int, int]]
-    num_labels: ClassVar[int]
+    # How many classes the model tells apart, for `GET /models`; None where it does not say.
+    num_labels: ClassVar[int | None] = None
     # JPEGs are decoded at reduced scale when the model needs no more than this many pixels.
     draft_size: ClassVar[tuple[int, int] | None] = None
     labels: list[str]
@@ -58,24 +59,34 @@ class ModelInterface(ABC):
     def postprocess(self, output: np.ndarray) -> dict[str, Any]:
         """Turn one output row into ``{"predictions": [...], "label": ..., "confidence": ...}``."""
 
-    # Models whose preprocessing splits into a geometric step (decode, resize, crop: most of
-    # the cost) and a cheap numeric one may have the first step's uint8 output kept for stored
-    # images. They name that step's version here (a change of it invalidates what is kept)
-    # and implement `pixels` and `from_pixels`; `preprocess` is then the two in turn.
-    input_cache_version: ClassVar[str | None] = None
-
-    def pixels(self, image: Image.Image) -> np.ndarray:
-        """The geometric half of preprocess: model-ready uint8 pixels of one image."""
-        raise NotImplementedError(f"model {self.name} keeps no model-ready pixels")
-
-    def from_pixels(self, pixels: np.ndarray) -> np.ndarray:
-        """The numeric half of preprocess: the model's input sample from `pixels`."""
-        raise NotImplementedError(f"model {self.name} keeps no model-ready pixels")
-
     def warm_up(self) -> None:
         """Run one prediction so the first request does not pay for lazy initialisation."""
         blank = Image.new("RGB", self.input_size, (128, 128, 128))
         self.predict(self.preprocess(blank)[np.newaxis])
+
+
+class SplitPreprocessing(ModelInterface):
+    """A model whose preprocessing is two steps, so the costly first one can be kept.
+
+    ``pixels`` is the geometric step (decode, resize, crop: most of the cost) and returns
+    model-ready ``uint8`` pixels of shape ``(height, width, 3)``; ``from_pixels`` is the cheap
+    numeric step. For a stored image, the first step's output is kept beside it
+    (``app.inference.kept_inputs``) and later inferences skip decoding. ``pixels_version``
+    names the first step: changing it makes every kept copy stale.
+    """
+
+    pixels_version: ClassVar[str]
+
+    @abstractmethod
+    def pixels(self, image: Image.Image) -> np.ndarray:
+        """The geometric step: model-ready uint8 pixels of one upright RGB image."""
+
+    @abstractmethod
+    def from_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """The numeric step: the model's input sample from ``pixels``."""
+
+    def preprocess(self, image: Image.Image) -> np.ndarray:
+        return self.from_pixels(self.pixels(image))
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ from fastapi import APIRouter, File, Query, Response, UploadFile
 from fastapi.responses import FileResponse
 
 from app.database.tables import Image
-from app.dependencies import CurrentUser, RowId, SessionDep, SettingsDep, StoreDep
+from app.dependencies import CurrentUser, ReadSession, RowId, ServicesDep, WriteSession
 from app.schemas.ids import MAX_ROW_ID
 from app.schemas.image import ImageDetail, ImageOut
 from app.services import images
@@ -20,18 +20,17 @@ UPLOAD_PATH = "/images/upload"
 def upload_image(
     file: Annotated[UploadFile, File(description="A JPEG, PNG, BMP or GIF image")],
     user: CurrentUser,
-    session: SessionDep,
-    store: StoreDep,
-    settings: SettingsDep,
+    session: WriteSession,
+    services: ServicesDep,
 ) -> Image:
     return images.create_image(
         session=session,
-        store=store,
+        store=services.store,
         owner=user,
         data=file.file.read(),
         client_filename=file.filename,
-        max_size=settings.app.max_upload_size,
-        max_pixels=settings.app.max_image_pixels,
+        max_size=services.settings.app.max_upload_size,
+        max_pixels=services.settings.app.max_image_pixels,
     )
 
 
@@ -39,7 +38,7 @@ def upload_image(
 def list_images(
     response: Response,
     user: CurrentUser,
-    session: SessionDep,
+    session: ReadSession,
     skip: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> list[Image]:
@@ -49,18 +48,22 @@ def list_images(
 
 
 @router.get("/{image_id}", response_model=ImageDetail)
-def read_image(image_id: RowId, user: CurrentUser, session: SessionDep) -> Image:
-    return images.get_image(session=session, owner=user, image_id=image_id)
+def read_image(image_id: RowId, user: CurrentUser, session: ReadSession) -> Image:
+    return images.get_image(session=session, owner_id=user.id, image_id=image_id)
 
 
 @router.get("/{image_id}/file", response_class=FileResponse)
 def download_image(
-    image_id: RowId, user: CurrentUser, session: SessionDep, store: StoreDep
+    image_id: RowId, user: CurrentUser, session: ReadSession, services: ServicesDep
 ) -> FileResponse:
-    image, path = images.get_image_file(session=session, store=store, owner=user, image_id=image_id)
+    image, path = images.get_image_file(
+        session=session, store=services.store, owner=user, image_id=image_id
+    )
     return FileResponse(path, media_type=image.content_type, filename=image.filename)
 
 
 @router.delete("/{image_id}", status_code=204)
-def delete_image(image_id: RowId, user: CurrentUser, session: SessionDep, store: StoreDep) -> None:
-    images.delete_image(session=session, store=store, owner=user, image_id=image_id)
+def delete_image(
+    image_id: RowId, user: CurrentUser, session: WriteSession, services: ServicesDep
+) -> None:
+    images.delete_image(session=session, store=services.store, owner=user, image_id=image_id)

@@ -1,18 +1,18 @@
-"""Liveness, readiness and what models this service offers."""
+"""Liveness, and what models this service offers."""
 
 from typing import Any
 
 from fastapi import APIRouter
 from sqlalchemy import text
 
-from app.dependencies import CurrentUser, ModelPoolDep, SessionDep
+from app.dependencies import CurrentUser, ReadSession, ServicesDep
 from app.utils.exceptions import ServiceBusyError
 
 router = APIRouter(tags=["system"])
 
 
 @router.get("/health")
-def health(session: SessionDep) -> dict[str, str]:
+def health(session: ReadSession) -> dict[str, str]:
     try:
         session.execute(text("SELECT 1"))
     except Exception as exc:
@@ -23,5 +23,5 @@ def health(session: SessionDep) -> dict[str, str]:
 
 
 @router.get("/models")
-def list_models(_user: CurrentUser, pool: ModelPoolDep) -> list[dict[str, Any]]:
-    return pool.describe()
+def list_models(_user: CurrentUser, services: ServicesDep) -> list[dict[str, Any]]:
+    return services.models.describe()

@@ -6,13 +6,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
 
 from app.database.tables import User
-from app.dependencies import (
-    CurrentUser,
-    LoginLimiterDep,
-    NotifierDep,
-    SessionDep,
-    TokenServiceDep,
-)
+from app.dependencies import CurrentUser, ServicesDep, WriteSession
 from app.schemas.user import Token, UserCreate, UserOut, UserUpdate
 from app.services import auth, users
 
@@ -20,7 +14,7 @@ router = APIRouter(prefix="/users", tags=["users"])
 
 
 @router.post("/", status_code=201, response_model=UserOut)
-def register(user_in: UserCreate, session: SessionDep) -> User:
+def register(user_in: UserCreate, session: WriteSession) -> User:
     return users.create_user(session=session, user_in=user_in)
 
 
@@ -28,14 +22,12 @@ def register(user_in: UserCreate, session: SessionDep) -> User:
 def log_in(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     request: Request,
-    session: SessionDep,
-    tokens: TokenServiceDep,
-    limiter: LoginLimiterDep,
+    services: ServicesDep,
 ) -> Token:
     return auth.log_in(
-        session=session,
-        tokens=tokens,
-        limiter=limiter,
+        database=services.database,
+        tokens=services.tokens,
+        limiter=services.login_limiter,
         username=form.username,
         password=form.password,
         client=request.client.host if request.client else "unknown",
@@ -49,10 +41,8 @@ def read_me(user: CurrentUser) -> User:
 
 @router.put("/me", response_model=UserOut)
 def update_me(
-    user_in: UserUpdate, user: CurrentUser, session: SessionDep, notifier: NotifierDep
+    user_in: UserUpdate, user: CurrentUser, session: WriteSession, services: ServicesDep
 ) -> User:
-    updated = users.update_user(session=session, user_id=user.id, user_in=user_in)
-    if user_in.password is not None:
-        # Older tokens stop working, and so do the WebSockets opened with them.
-        notifier.disconnect_user(updated.id, "password changed; log in again")
-    return updated
+    return users.update_user(
+        session=session, notifier=services.notifier, user_id=user.id, user_in=user_in
+    )

@@ -21,14 +21,17 @@ class TaskCreate(InferenceRequest):
 
 
 class TaskAccepted(BaseModel):
-    task_id: str
+    model_config = ConfigDict(from_attributes=True, protected_namespaces=())
+
+    task_id: str = Field(validation_alias="id")
     status: str
     image_id: int
     model_name: str
 
-    model_config = ConfigDict(protected_namespaces=())
-
-    @computed_field(description="Where to poll the task (the seed README reads this field)")
+    @computed_field(
+        description="The task's status URL, the same as `status_url`: poll it until the task "
+        "is finished; the finished task then gives the result's own `result_url`."
+    )
     @property
     def result_url(self) -> str:
         return task_url(self.task_id)

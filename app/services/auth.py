@@ -1,17 +1,19 @@
-"""Logging in: checks the password, limits guessing, and issues an access token."""
+"""Logging in (checks the password, limits guessing, issues a token) and reading tokens."""
 
-from sqlalchemy.orm import Session
+from dataclasses import dataclass
 
+from app.database.engine import Database
+from app.database.tables import User
 from app.schemas.user import Token
 from app.services.login_limiter import LoginLimiter
-from app.services.security import TokenService
-from app.services.users import authenticate
+from app.services.security import TokenClaims, TokenService
+from app.services.users import authenticate, get_user
 from app.utils.exceptions import AuthenticationError, TooManyRequestsError
 
 
 def log_in(
     *,
-    session: Session,
+    database: Database,
     tokens: TokenService,
     limiter: LoginLimiter,
     username: str,
@@ -24,7 +26,7 @@ def log_in(
         raise TooManyRequestsError(
             f"too many failed logins; try again in {wait} s", retry_after=wait
         )
-    user = authenticate(session=session, username=username, password=password)
+    user = authenticate(database=database, username=username, password=password)
     if user is None:
         raise AuthenticationError("incorrect username or password")
     limiter.reset(key)
@@ -32,3 +34,26 @@ def log_in(
         access_token=tokens.issue(user_id=user.id, token_version=user.token_version),
         expires_in=int(tokens.lifetime.total_seconds()),
     )
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a request is from: the user (a detached row) and the claims of their token."""
+
+    user: User
+    claims: TokenClaims
+
+
+def identify(*, database: Database, tokens: TokenService, token: str | None) -> Identity:
+    """The user a bearer token belongs to, and its claims; AuthenticationError otherwise."""
+    claims = tokens.read(token) if token else None
+    if claims is None:
+        raise AuthenticationError(
+            "missing, invalid or expired token" if token else "not authenticated"
+        )
+    # A session of its own, closed at once: the route may run for a while (e.g. inference).
+    with database.read_session() as session:
+        user = get_user(session, claims.user_id)
+    if user is None or user.token_version != claims.token_version:
+        raise AuthenticationError("token is no longer valid; log in again")
+    return Identity(user, claims)

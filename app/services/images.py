@@ -76,10 +76,10 @@ def list_images(*, session: Session, owner: User, skip: int, limit: int) -> tupl
     return list(images), total
 
 
-def get_image(*, session: Session, owner: User, image_id: int) -> Image:
+def get_image(*, session: Session, owner_id: int, image_id: int) -> Image:
     image = session.get(Image, image_id)
     # Another user's image is reported exactly like a missing one.
-    if image is None or image.owner_id != owner.id:
+    if image is None or image.owner_id != owner_id:
         raise NotFoundError(f"image {image_id} not found")
     return image
 
@@ -87,7 +87,7 @@ def get_image(*, session: Session, owner: User, image_id: int) -> Image:
 def get_image_file(
     *, session: Session, store: ImageStore, owner: User, image_id: int
 ) -> tuple[Image, Path]:
-    image = get_image(session=session, owner=owner, image_id=image_id)
+    image = get_image(session=session, owner_id=owner.id, image_id=image_id)
     path = store.path(image.stored_path)
     if not path.is_file():
         raise NotFoundError(f"the file of image {image_id} is missing from storage")
@@ -95,7 +95,7 @@ def get_image_file(
 
 
 def delete_image(*, session: Session, store: ImageStore, owner: User, image_id: int) -> None:
-    image = get_image(session=session, owner=owner, image_id=image_id)
+    image = get_image(session=session, owner_id=owner.id, image_id=image_id)
     stored_path = image.stored_path
     session.delete(image)
     session.commit()

@@ -1,49 +1,244 @@
-"""Accepting asynchronous inference tasks and reading their state."""
+"""Asynchronous inference tasks: accepting them, running them, and reading their state.
 
+A task is a database row before it is work. Its status moves
+pending -> processing -> completed | failed; each move is committed, then pushed to the
+owner's WebSockets. Tasks still unfinished at start-up (a crash, a restart) are queued again.
+"""
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import BackgroundTasks
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.database.tables import InferenceTask, TaskStatus, User
+from app.config import InferenceSettings
+from app.database.engine import Database
+from app.database.tables import UNFINISHED_STATUSES, Image, InferenceTask, TaskStatus, User
+from app.inference.pipeline import InferencePipeline, Outcome
+from app.inference.task_queue import TaskQueue
 from app.models.model_interface import model_class
-from app.schemas.task import TaskCreate
+from app.schemas.task import TaskCreate, result_url
 from app.services.images import get_image
-from app.services.task_runner import TaskRunner
-from app.utils.exceptions import ConflictError, NotFoundError
+from app.services.inference import new_result
+from app.services.notifier import TaskNotifier
+from app.utils.exceptions import AppError, ConflictError, NotFoundError
+
+logger = logging.getLogger(__name__)
 
 
-def create_task(
-    *, session: Session, runner: TaskRunner, default_model: str, owner: User, task_in: TaskCreate
-) -> InferenceTask:
-    """Validate and store a pending task; the caller then hands its id to the runner."""
-    model_name = task_in.model_name or default_model
-    model_class(model_name)
-    get_image(session=session, owner=owner, image_id=task_in.image_id)
-    task_id = str(task_in.task_id) if task_in.task_id else None
-    if task_id is not None and session.get(InferenceTask, task_id) is not None:
-        raise ConflictError(f"task {task_id} already exists")
-    runner.reserve()
-    task = InferenceTask(
-        id=task_id or runner.new_task_id(),
-        owner_id=owner.id,
-        image_id=task_in.image_id,
-        model_name=model_name,
-        status=TaskStatus.PENDING,
-        attempts=0,
-    )
-    session.add(task)
-    try:
+@dataclass(frozen=True)
+class TaskRef:
+    """What a worker needs to know of a task before reading its row."""
+
+    id: str
+    owner_id: int
+    image_id: int
+    model_name: str
+
+    @classmethod
+    def of(cls, task: InferenceTask) -> "TaskRef":
+        return cls(task.id, task.owner_id, task.image_id, task.model_name)
+
+
+def task_update(task: InferenceTask, *, error: str | None = None) -> dict[str, Any]:
+    """The WebSocket message announcing a task's current state."""
+    return {
+        "type": "task_update",
+        "task_id": task.id,
+        "status": task.status,
+        "image_id": task.image_id,
+        "model_name": task.model_name,
+        "result_id": task.result_id,
+        "result_url": result_url(task.result_id),
+        "error": error or task.error,
+        "timestamp": datetime.now(UTC).isoformat(),
+    }
+
+
+class _NothingToDo(Exception):
+    """The task is finished, gone, or out of attempts: its row already says so."""
+
+
+class TaskService:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        pipeline: InferencePipeline,
+        notifier: TaskNotifier,
+        settings: InferenceSettings,
+    ) -> None:
+        self.database = database
+        self.pipeline = pipeline
+        self.notifier = notifier
+        self.settings = settings
+        self.queue: TaskQueue[TaskRef] = TaskQueue(
+            workers=settings.task_workers, max_pending=settings.max_pending_tasks, handler=self.run
+        )
+
+    def submit(
+        self, *, session: Session, owner: User, task_in: TaskCreate, background: BackgroundTasks
+    ) -> InferenceTask:
+        """Validate and store a pending task, and queue it once the answer has been sent.
+
+        Queuing waits for FastAPI's BackgroundTasks, that is until the 202 is out: the client
+        knows the task id before any update about it can be pushed.
+        """
+        model_name = task_in.model_name or self.settings.default_model
+        model_class(model_name)
+        get_image(session=session, owner_id=owner.id, image_id=task_in.image_id)
+        task_id = str(task_in.task_id) if task_in.task_id else str(uuid.uuid4())
+        if task_in.task_id is not None and session.get(InferenceTask, task_id) is not None:
+            raise ConflictError(f"task {task_id} already exists")
+        self.queue.reserve()
+        task = InferenceTask(
+            id=task_id,
+            owner_id=owner.id,
+            image_id=task_in.image_id,
+            model_name=model_name,
+            status=TaskStatus.PENDING,
+            attempts=0,
+        )
+        session.add(task)
+        try:
+            session.commit()
+        except IntegrityError as exc:
+            session.rollback()
+            self.queue.release()
+            # Either the id was taken meanwhile, or the image was deleted meanwhile.
+            get_image(session=session, owner_id=owner.id, image_id=task_in.image_id)
+            raise ConflictError(f"task {task.id} already exists") from exc
+        except BaseException:
+            self.queue.release()
+            raise
+        self.notifier.publish(task.owner_id, task_update(task))
+        background.add_task(self.queue.put, TaskRef.of(task))
+        return task
+
+    async def recover(self) -> int:
+        """Queue every task a previous process accepted but did not finish."""
+        unfinished = await run_in_threadpool(self._unfinished)
+        for ref in unfinished:
+            self.queue.reserve(force=True)
+            await self.queue.put(ref)
+        if unfinished:
+            logger.info("recovered %d unfinished tasks", len(unfinished))
+        return len(unfinished)
+
+    def _unfinished(self) -> list[TaskRef]:
+        with self.database.read_session() as session:
+            return [
+                TaskRef.of(task)
+                for task in session.scalars(
+                    select(InferenceTask)
+                    .where(InferenceTask.status.in_(UNFINISHED_STATUSES))
+                    .order_by(InferenceTask.created_at)
+                )
+            ]
+
+    async def run(self, ref: TaskRef) -> None:
+        """Run one queued task through the inference pipeline; its row records the outcome."""
+        try:
+            await self.pipeline.run(_TaskJob(self, ref), wait_for_room=True)
+        except _NothingToDo:
+            return
+        except AppError as exc:
+            await run_in_threadpool(self._fail, ref, exc.detail)
+        except Exception as exc:
+            logger.exception("task %s failed", ref.id)
+            await run_in_threadpool(self._fail, ref, f"inference failed: {type(exc).__name__}")
+
+    def mark_processing(self, ref: TaskRef) -> str:
+        """Move the task to processing and return its image's stored path."""
+        with self.database.session() as session:
+            task = session.get(InferenceTask, ref.id)
+            image = session.get(Image, ref.image_id)
+            if task is None or image is None:
+                session.rollback()
+                self._announce_gone(ref)
+                raise _NothingToDo
+            if task.status not in UNFINISHED_STATUSES:
+                raise _NothingToDo  # already finished, by an earlier run
+            if task.attempts >= self.settings.max_task_attempts:
+                self._mark_failed(session, task, f"gave up after {task.attempts} attempts")
+                raise _NothingToDo
+            task.status = TaskStatus.PROCESSING
+            task.attempts += 1
+            task.started_at = datetime.now(UTC)
+            session.commit()
+            self.notifier.publish(task.owner_id, task_update(task))
+            return image.stored_path
+
+    def store_outcome(self, ref: TaskRef, outcome: Outcome) -> None:
+        """Store the result and mark the task completed, in one transaction."""
+        with self.database.session() as session:
+            task = session.get(InferenceTask, ref.id)
+            if task is not None:
+                result = new_result(owner_id=ref.owner_id, image_id=ref.image_id, outcome=outcome)
+                session.add(result)
+                try:
+                    session.flush()
+                except IntegrityError:
+                    session.rollback()
+                    task = None
+            if task is None:
+                # The image was deleted, and the task with it, while the model ran.
+                self._announce_gone(ref)
+                return
+            task.result_id = result.id
+            task.status = TaskStatus.COMPLETED
+            task.finished_at = datetime.now(UTC)
+            session.commit()
+            self.notifier.publish(task.owner_id, task_update(task))
+
+    def _fail(self, ref: TaskRef, error: str) -> None:
+        with self.database.session() as session:
+            task = session.get(InferenceTask, ref.id)
+            if task is None:
+                self._announce_gone(ref)
+                return
+            self._mark_failed(session, task, error)
+
+    def _mark_failed(self, session: Session, task: InferenceTask, error: str) -> None:
+        task.status = TaskStatus.FAILED
+        task.error = error
+        task.finished_at = datetime.now(UTC)
         session.commit()
-    except IntegrityError as exc:
-        session.rollback()
-        runner.release()
-        # Either the id was taken meanwhile, or the image was deleted meanwhile.
-        get_image(session=session, owner=owner, image_id=task_in.image_id)
-        raise ConflictError(f"task {task.id} already exists") from exc
-    except BaseException:
-        runner.release()
-        raise
-    runner.announce(task)
-    return task
+        self.notifier.publish(task.owner_id, task_update(task))
+
+    def _announce_gone(self, ref: TaskRef) -> None:
+        gone = InferenceTask(
+            id=ref.id,
+            owner_id=ref.owner_id,
+            image_id=ref.image_id,
+            model_name=ref.model_name,
+            status=TaskStatus.FAILED,
+        )
+        self.notifier.publish(ref.owner_id, task_update(gone, error="the image was deleted"))
+
+
+@dataclass(frozen=True)
+class _TaskJob:
+    """A task as the pipeline sees it: its row goes to processing, then gets the result."""
+
+    tasks: TaskService
+    ref: TaskRef
+
+    @property
+    def model_name(self) -> str:
+        return self.ref.model_name
+
+    def locate(self) -> str:
+        return self.tasks.mark_processing(self.ref)
+
+    def store(self, outcome: Outcome) -> None:
+        self.tasks.store_outcome(self.ref, outcome)
 
 
 def get_task(*, session: Session, owner: User, task_id: str) -> InferenceTask:

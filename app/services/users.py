@@ -1,11 +1,13 @@
 """Registering users, checking their credentials and changing their details."""
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.database.engine import Database
 from app.database.tables import User
 from app.schemas.user import UserCreate, UserUpdate
+from app.services.notifier import TaskNotifier
 from app.services.security import burn_password_check, hash_password, verify_password
 from app.utils.exceptions import ConflictError, NotFoundError
 
@@ -46,9 +48,11 @@ def create_user(*, session: Session, user_in: UserCreate) -> User:
     return user
 
 
-def authenticate(*, session: Session, username: str, password: str) -> User | None:
-    user = find_by_username(session, username)
-    session.commit()  # the slow password check below runs outside any transaction
+def authenticate(*, database: Database, username: str, password: str) -> User | None:
+    """The user these credentials belong to, or None."""
+    with database.read_session() as session:
+        user = find_by_username(session, username)
+    # The password check is slow by design: it runs outside any transaction.
     if user is None:
         burn_password_check(password)
         return None
@@ -56,12 +60,15 @@ def authenticate(*, session: Session, username: str, password: str) -> User | No
     if not valid:
         return None
     if new_hash is not None:
-        user.hashed_password = new_hash
-        session.commit()
+        with database.session() as session:
+            session.execute(update(User).where(User.id == user.id).values(hashed_password=new_hash))
+            session.commit()
     return user
 
 
-def update_user(*, session: Session, user_id: int, user_in: UserUpdate) -> User:
+def update_user(
+    *, session: Session, notifier: TaskNotifier, user_id: int, user_in: UserUpdate
+) -> User:
     new_hash = hash_password(user_in.password) if user_in.password is not None else None
     email = user_in.email.lower() if user_in.email is not None else None
     user = session.get(User, user_id)
@@ -77,6 +84,9 @@ def update_user(*, session: Session, user_id: int, user_in: UserUpdate) -> User:
         # Every token issued before the change stops working.
         user.token_version += 1
     _commit_unique(session)
+    if new_hash is not None:
+        # So do the WebSockets opened with them.
+        notifier.disconnect_user(user.id, "password changed; log in again")
     return user
 
 

@@ -35,11 +35,6 @@ class AuthenticationError(AppError):
         super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-class InvalidRequestError(AppError):
-    status_code = 400
-    code = "invalid_request"
-
-
 class UnknownModelError(AppError):
     status_code = 400
     code = "unknown_model"
@@ -90,6 +85,11 @@ class ClientGoneError(AppError):
     # nginx's "client closed request": nobody is left to read it, but the log line says why.
     status_code = 499
     code = "client_closed_request"
+
+
+class ModelUnavailableError(AppError):
+    status_code = 503
+    code = "model_unavailable"
 
 
 class InferenceFailedError(AppError):
