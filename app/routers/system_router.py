@@ -6,12 +6,13 @@ from fastapi import APIRouter
 from sqlalchemy import text
 
 from app.dependencies import CurrentUser, ReadSession, ServicesDep
+from app.schemas.error import error_responses
 from app.utils.exceptions import ServiceBusyError
 
 router = APIRouter(tags=["system"])
 
 
-@router.get("/health")
+@router.get("/health", responses=error_responses(503))
 def health(session: ReadSession) -> dict[str, str]:
     try:
         session.execute(text("SELECT 1"))
@@ -22,6 +23,6 @@ def health(session: ReadSession) -> dict[str, str]:
     return {"status": "ok", "database": "ok"}
 
 
-@router.get("/models")
+@router.get("/models", responses=error_responses(401))
 def list_models(_user: CurrentUser, services: ServicesDep) -> list[dict[str, Any]]:
     return services.models.describe()

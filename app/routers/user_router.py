@@ -7,18 +7,19 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from app.database.tables import User
 from app.dependencies import CurrentUser, ServicesDep, WriteSession
+from app.schemas.error import error_responses
 from app.schemas.user import Token, UserCreate, UserOut, UserUpdate
 from app.services import auth, users
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix="/users", tags=["users"], responses=error_responses(422, 503))
 
 
-@router.post("/", status_code=201, response_model=UserOut)
+@router.post("/", status_code=201, response_model=UserOut, responses=error_responses(409, 413))
 def register(user_in: UserCreate, session: WriteSession) -> User:
     return users.create_user(session=session, user_in=user_in)
 
 
-@router.post("/token")
+@router.post("/token", responses=error_responses(401, 429))
 def log_in(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     request: Request,
@@ -34,12 +35,12 @@ def log_in(
     )
 
 
-@router.get("/me", response_model=UserOut)
+@router.get("/me", response_model=UserOut, responses=error_responses(401))
 def read_me(user: CurrentUser) -> User:
     return user
 
 
-@router.put("/me", response_model=UserOut)
+@router.put("/me", response_model=UserOut, responses=error_responses(401, 409, 413))
 def update_me(
     user_in: UserUpdate, user: CurrentUser, session: WriteSession, services: ServicesDep
 ) -> User:

@@ -21,7 +21,6 @@ class ImageOut(BaseModel):
     created_at: datetime
 
     @computed_field
-    @property
     def file_url(self) -> str:
         return f"/images/{self.id}/file"
 

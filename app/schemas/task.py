@@ -32,12 +32,10 @@ class TaskAccepted(BaseModel):
         description="The task's status URL, the same as `status_url`: poll it until the task "
         "is finished; the finished task then gives the result's own `result_url`."
     )
-    @property
     def result_url(self) -> str:
         return task_url(self.task_id)
 
     @computed_field
-    @property
     def status_url(self) -> str:
         return task_url(self.task_id)
 
@@ -57,11 +55,9 @@ class TaskOut(BaseModel):
     finished_at: datetime | None
 
     @computed_field
-    @property
     def result_url(self) -> str | None:
         return result_url(self.result_id)
 
     @computed_field
-    @property
     def status_url(self) -> str:
         return task_url(self.task_id)

@@ -26,17 +26,19 @@ password_context = CryptContext(schemes=["argon2", "bcrypt"], deprecated="auto")
 
 
 def hash_password(password: str) -> str:
-    return password_context.hash(password)
+    hashed: str = password_context.hash(password)
+    return hashed
 
 
 def verify_password(password: str, hashed: str) -> tuple[bool, str | None]:
     """Whether the password matches, and a new hash when the stored one is outdated."""
-    return password_context.verify_and_update(password, hashed)
+    outcome: tuple[bool, str | None] = password_context.verify_and_update(password, hashed)
+    return outcome
 
 
 @cache
 def _dummy_hash() -> str:
-    return password_context.hash(secrets.token_urlsafe(16))
+    return hash_password(secrets.token_urlsafe(16))
 
 
 def burn_password_check(password: str) -> None:

@@ -6,7 +6,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageFile, ImageOps, ImageSequence
+from PIL import Image, ImageFile, ImageOps, ImageSequence, UnidentifiedImageError
 
 from app.utils.exceptions import ImageTooLargeError, InvalidImageError, UnsupportedImageError
 
@@ -45,7 +45,7 @@ def inspect_image(data: bytes, *, max_pixels: int) -> ImageInfo:
                 )
             frames = _decode_all_frames(image, budget=max_pixels * MAX_TOTAL_FRAME_PIXELS_FACTOR)
             image_format = image.format or ""
-    except Image.UnidentifiedImageError as exc:
+    except UnidentifiedImageError as exc:
         raise UnsupportedImageError(
             "file is not a supported image; accepted types are JPEG, PNG, BMP and GIF"
         ) from exc
