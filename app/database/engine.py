@@ -14,14 +14,25 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 READ_ONLY_OPTION = "imgapi_read_only"
 
 
-def create_db_engine(url: str, *, pool_size: int, pool_recycle: int, echo: bool = False) -> Engine:
+def create_db_engine(
+    url: str,
+    *,
+    pool_size: int,
+    pool_recycle: int,
+    echo: bool = False,
+    queue_sqlite_writers: bool = True,
+) -> Engine:
+    """An engine for the URL. ``queue_sqlite_writers=False`` leaves waiting writers to SQLite's
+    busy handler alone; it exists so that the benchmark can measure what the queue is worth."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         # One lock per engine, shared by its connections: SQLite allows one writer at a time.
         connection_class = type(
-            "WriterQueueConnection", (WriterQueueConnection,), {"lock": threading.Lock()}
+            "WriterQueueConnection",
+            (WriterQueueConnection,),
+            {"lock": threading.Lock() if queue_sqlite_writers else None},
         )
         engine = create_engine(
             parsed,
@@ -89,10 +100,13 @@ class WriterQueueConnection(sqlite3.Connection):
     one commits. The busy timeout still covers writers in other processes.
     """
 
-    lock: threading.Lock
+    lock: "threading.Lock | None"
     holds_lock = False
 
     def begin_write(self) -> None:
+        if self.lock is None:
+            self.execute("BEGIN IMMEDIATE")
+            return
         # Bounded like SQLite's own wait: a writer that never finishes must not hang the rest.
         if not self.lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
             raise sqlite3.OperationalError("database is locked (waited for another writer)")
@@ -122,7 +136,7 @@ class WriterQueueConnection(sqlite3.Connection):
             self._release()
 
     def _release(self) -> None:
-        if self.holds_lock:
+        if self.holds_lock and self.lock is not None:
             self.holds_lock = False
             self.lock.release()
 
