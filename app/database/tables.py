@@ -21,6 +21,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 MYSQL_TABLE_ARGS = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
+# Ids are never handed out twice: on SQLite that takes AUTOINCREMENT (MySQL never reuses them).
+TABLE_ARGS = {**MYSQL_TABLE_ARGS, "sqlite_autoincrement": True}
 
 
 def utc_now() -> datetime:
@@ -60,7 +62,7 @@ class Base(DeclarativeBase):
 
 class User(Base):
     __tablename__ = "users"
-    __table_args__ = MYSQL_TABLE_ARGS
+    __table_args__ = TABLE_ARGS
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(ci_string(50), unique=True)
@@ -76,7 +78,7 @@ class Image(Base):
     __tablename__ = "images"
     __table_args__ = (
         Index("ix_images_owner_created", "owner_id", "created_at", "id"),
-        MYSQL_TABLE_ARGS,
+        TABLE_ARGS,
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -103,7 +105,7 @@ class InferenceResult(Base):
     __tablename__ = "inference_results"
     __table_args__ = (
         Index("ix_results_owner_created", "owner_id", "created_at"),
-        MYSQL_TABLE_ARGS,
+        TABLE_ARGS,
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
