@@ -12,7 +12,11 @@ from app.container import Services
 from app.database.engine import Database, create_db_engine
 from app.database.migrate import upgrade_schema
 from app.errors import install_error_handlers
-from app.middleware import BodySizeLimitMiddleware, RequestLogMiddleware
+from app.middleware import (
+    BodySizeLimitMiddleware,
+    RequestLogMiddleware,
+    SecurityHeadersMiddleware,
+)
 from app.models.model_interface import model_class
 from app.routers import (
     image_router,
@@ -73,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log_dir=settings.path(settings.app.log_dir),
         level=settings.app.log_level,
         backup_days=settings.app.log_backup_days,
+        max_bytes=settings.app.log_max_bytes,
     )
     limit_malloc_arenas(settings.app.malloc_arena_max)
     try:
@@ -105,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_upload_size=settings.app.max_upload_size,
         max_body_size=settings.app.max_body_size,
     )
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestLogMiddleware)
     for module in (system_router, user_router, inference_router, image_router, websocket_router):
         app.include_router(module.router)

@@ -77,6 +77,7 @@ class AppSettings(_Section):
     debug: bool = False
     log_level: LogLevel = "INFO"
     log_backup_days: int = Field(default=14, ge=1)
+    log_max_bytes: int = Field(default=50 * 1024 * 1024, ge=0)
     login_max_attempts: int = Field(default=10, ge=1)
     login_window_seconds: int = Field(default=60, ge=1)
     malloc_arena_max: int = Field(default=2, ge=0)

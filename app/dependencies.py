@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Query
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection, Request
@@ -96,6 +97,23 @@ async def get_socket_identity(
 
 
 SocketIdentity = Annotated[Identity | None, Depends(get_socket_identity)]
+
+
+async def one_file_part(request: Request) -> None:
+    """Refuses an upload with several `file` parts, rather than keeping one of them silently."""
+    # The route has parsed the form already; this reads Starlette's cached copy.
+    parts = (await request.form()).getlist("file")
+    if len(parts) > 1:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "too_many_files",
+                    "loc": ("body", "file"),
+                    "msg": f"send one file per upload, not {len(parts)}",
+                    "input": None,
+                }
+            ]
+        )
 
 
 async def client_disconnected(request: Request) -> None:

@@ -6,6 +6,7 @@ Unexpected exceptions are answered by ``RequestLogMiddleware``, which knows the 
 import json
 import logging
 from http import HTTPStatus
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -52,7 +53,10 @@ def error_response(
 
 async def app_error_handler(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
-    if exc.status_code >= 500:
+    if exc.status_code == 503:
+        # Shedding load is the service working as designed: worth a warning, not an error.
+        logger.warning("%s: %s", exc.code, exc.detail)
+    elif exc.status_code >= 500:
         logger.error("%s: %s", exc.code, exc.detail)
     return error_response(exc.status_code, exc.detail, exc.code, exc.headers)
 
@@ -67,7 +71,33 @@ async def http_error_handler(_request: Request, exc: Exception) -> JSONResponse:
 
 async def validation_error_handler(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    return error_response(422, exc.errors(), "validation_error")
+    return error_response(
+        422, [_without_secrets(error) for error in exc.errors()], "validation_error"
+    )
+
+
+# Fields whose submitted value a validation error must never echo.
+SECRET_FIELDS = {"password", "callback_secret", "secret_key", "token", "access_token"}
+
+
+def _without_secrets(error: Any) -> Any:
+    """A validation error with secrets hidden from the input it echoes."""
+    if not isinstance(error, dict) or "input" not in error:
+        return error
+    if any(str(part).lower() in SECRET_FIELDS for part in error.get("loc", ())):
+        return {**error, "input": "[hidden]"}
+    return {**error, "input": _hide_secret_values(error["input"])}
+
+
+def _hide_secret_values(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            key: "[hidden]" if str(key).lower() in SECRET_FIELDS else _hide_secret_values(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_hide_secret_values(item) for item in value]
+    return value
 
 
 async def database_busy_handler(_request: Request, exc: Exception) -> JSONResponse:

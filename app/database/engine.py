@@ -1,5 +1,6 @@
 """Engine and sessions for SQLite (the default) and MySQL/MariaDB, their known traps handled."""
 
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -27,7 +28,7 @@ def create_db_engine(
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _create_private_file(Path(parsed.database))
         # One lock per engine, shared by its connections: SQLite allows one writer at a time.
         connection_class = type(
             "WriterQueueConnection",
@@ -61,6 +62,12 @@ def create_db_engine(
         max_overflow=pool_size * 2,
         isolation_level="READ COMMITTED",
     )
+
+
+def _create_private_file(path: Path) -> None:
+    """Create the database file readable by its owner only; SQLite gives its WAL the same."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: object) -> None:

@@ -2,11 +2,18 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Query, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Query, Response, UploadFile
 from fastapi.responses import FileResponse
 
 from app.database.tables import Image
-from app.dependencies import CurrentUser, ReadSession, RowId, ServicesDep, WriteSession
+from app.dependencies import (
+    CurrentUser,
+    ReadSession,
+    RowId,
+    ServicesDep,
+    WriteSession,
+    one_file_part,
+)
 from app.schemas.error import error_responses
 from app.schemas.ids import MAX_ROW_ID
 from app.schemas.image import ImageDetail, ImageOut
@@ -18,7 +25,11 @@ UPLOAD_PATH = "/images/upload"
 
 
 @router.post(
-    "/upload", status_code=201, response_model=ImageOut, responses=error_responses(413, 415)
+    "/upload",
+    status_code=201,
+    response_model=ImageOut,
+    responses=error_responses(413, 415),
+    dependencies=[Depends(one_file_part)],
 )
 def upload_image(
     file: Annotated[UploadFile, File(description="A JPEG, PNG, BMP or GIF image")],
@@ -59,10 +70,10 @@ def read_image(image_id: RowId, user: CurrentUser, session: ReadSession) -> Imag
 def download_image(
     image_id: RowId, user: CurrentUser, session: ReadSession, services: ServicesDep
 ) -> FileResponse:
-    image, path = images.get_image_file(
+    stored = images.get_image_file(
         session=session, store=services.store, owner=user, image_id=image_id
     )
-    return FileResponse(path, media_type=image.content_type, filename=image.filename)
+    return FileResponse(stored.path, media_type=stored.content_type, filename=stored.download_name)
 
 
 @router.delete("/{image_id}", status_code=204, responses=error_responses(404))

@@ -2,6 +2,7 @@
 
 import hashlib
 import unicodedata
+from dataclasses import dataclass
 from pathlib import Path, PurePath
 
 from sqlalchemy import func, select
@@ -10,7 +11,7 @@ from sqlalchemy.orm import Session
 from app.database.tables import Image, User
 from app.services.storage import ImageStore
 from app.utils.exceptions import NotFoundError, PayloadTooLargeError
-from app.utils.image_utils import inspect_image
+from app.utils.image_utils import ACCEPTED_EXTENSIONS, FILE_EXTENSIONS, inspect_image
 
 MAX_FILENAME_LENGTH = 255
 
@@ -84,14 +85,29 @@ def get_image(*, session: Session, owner_id: int, image_id: int) -> Image:
     return image
 
 
-def get_image_file(
-    *, session: Session, store: ImageStore, owner: User, image_id: int
-) -> tuple[Image, Path]:
+@dataclass(frozen=True)
+class ImageFile:
+    """An image's stored file, as it is sent back: its bytes' type and a matching file name."""
+
+    path: Path
+    content_type: str
+    download_name: str
+
+
+def get_image_file(*, session: Session, store: ImageStore, owner: User, image_id: int) -> ImageFile:
     image = get_image(session=session, owner_id=owner.id, image_id=image_id)
     path = store.path(image.stored_path)
     if not path.is_file():
         raise NotFoundError(f"the file of image {image_id} is missing from storage")
-    return image, path
+    return ImageFile(path, image.content_type, download_filename(image.filename, image.format))
+
+
+def download_filename(display_name: str, image_format: str) -> str:
+    """The display name with an extension that matches the stored type ("x.html" -> "x.jpg")."""
+    name = PurePath(display_name)
+    if name.suffix.lower() in ACCEPTED_EXTENSIONS[image_format]:
+        return display_name
+    return f"{name.stem or 'image'}.{FILE_EXTENSIONS[image_format]}"
 
 
 def delete_image(*, session: Session, store: ImageStore, owner: User, image_id: int) -> None:

@@ -12,6 +12,13 @@ from app.utils.exceptions import ImageTooLargeError, InvalidImageError, Unsuppor
 
 CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "BMP": "image/bmp", "GIF": "image/gif"}
 FILE_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "BMP": "bmp", "GIF": "gif"}
+# Every extension that names each format, for file names sent back with an image.
+ACCEPTED_EXTENSIONS = {
+    "JPEG": {".jpg", ".jpeg", ".jpe", ".jfif"},
+    "PNG": {".png"},
+    "BMP": {".bmp", ".dib"},
+    "GIF": {".gif"},
+}
 # Frames of an animated GIF are decoded to validate it; this bounds the work.
 MAX_TOTAL_FRAME_PIXELS_FACTOR = 4
 

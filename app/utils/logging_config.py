@@ -1,6 +1,9 @@
-"""Logging: console plus logs/app.log rotated at midnight, every line tagged with a request id."""
+"""Logging: console plus logs/app.log, rotated at midnight and by size, every line tagged with
+a request id, scrubbed of secrets and of control characters (a client cannot forge a line)."""
 
+import io
 import logging
+import os
 import re
 import sys
 from contextvars import ContextVar
@@ -20,15 +23,19 @@ _SECRET_PATTERNS = (
     (re.compile(r"(password[\"']?\s*[:=]\s*[\"']?)[^&\s\"',}]+", re.IGNORECASE), r"\1[redacted]"),
 )
 _SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "fastapi")
+# C0 and C1 control characters (a CR LF starts a fake line, a NUL makes the file binary) and the
+# bidirectional overrides that make text read backwards.
+_CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+LOG_FILE_MODE = 0o640
 
 
 class RequestContextFilter(logging.Filter):
-    """Adds the current request id to each record and scrubs secrets from its text."""
+    """Adds the current request id to each record; scrubs secrets and control characters."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
         message = record.getMessage()
-        scrubbed = redact(message)
+        scrubbed = escape_controls(redact(message))
         if scrubbed != message:
             record.msg, record.args = scrubbed, None
         return True
@@ -40,19 +47,59 @@ def redact(text: str) -> str:
     return text
 
 
-def setup_logging(*, log_dir: Path, level: str, backup_days: int) -> None:
-    """Send every log line to the console and to a daily-rotated file; idempotent."""
+def escape_controls(text: str) -> str:
+    """Control characters as visible escapes: "\\r\\n" for CR LF, "\\x00" for NUL."""
+    return _CONTROL_CHARACTERS.sub(lambda match: repr(match.group())[1:-1], text)
+
+
+class DailyAndSizeRotatingFileHandler(TimedRotatingFileHandler):
+    """Rotates at midnight and whenever the file would grow past ``max_bytes``.
+
+    A second rotation on the same day gets a numbered name (app.log.2026-11-23.1), which the
+    daily clean-up counts and deletes like the others. Files are created readable by the
+    owner and the group only: logs can name users and addresses.
+    """
+
+    def __init__(self, path: Path, *, max_bytes: int, backup_count: int) -> None:
+        self.max_bytes = max_bytes
+        super().__init__(
+            path, when="midnight", backupCount=backup_count, encoding="utf-8", utc=True
+        )
+        self.namer = _first_free_name
+
+    def shouldRollover(self, record: logging.LogRecord) -> bool:
+        if super().shouldRollover(record):
+            return True
+        if self.stream is None:
+            return False
+        size = self.stream.tell() + len(self.format(record).encode("utf-8")) + 1
+        return size > self.max_bytes > 0
+
+    def _open(self) -> io.TextIOWrapper:
+        descriptor = os.open(
+            self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, LOG_FILE_MODE
+        )
+        return os.fdopen(descriptor, "a", encoding=self.encoding, errors=self.errors)
+
+
+def _first_free_name(name: str) -> str:
+    if not os.path.exists(name):
+        return name
+    number = 1
+    while os.path.exists(f"{name}.{number}"):
+        number += 1
+    return f"{name}.{number}"
+
+
+def setup_logging(*, log_dir: Path, level: str, backup_days: int, max_bytes: int) -> None:
+    """Send every log line to the console and to a rotated file; idempotent."""
     log_dir.mkdir(parents=True, exist_ok=True)
     formatter = logging.Formatter(LOG_FORMAT)
     context = RequestContextFilter()
 
     console = logging.StreamHandler(sys.stderr)
-    file_handler = TimedRotatingFileHandler(
-        log_dir / LOG_FILE_NAME,
-        when="midnight",
-        backupCount=backup_days,
-        encoding="utf-8",
-        utc=True,
+    file_handler = DailyAndSizeRotatingFileHandler(
+        log_dir / LOG_FILE_NAME, max_bytes=max_bytes, backup_count=backup_days
     )
     root = logging.getLogger()
     for handler in list(root.handlers):
