@@ -1,10 +1,10 @@
-"""Entry point: `python main.py` serves on the configured host and port (or `uvicorn main:app`)."""
+"""Entry point: `python main.py` serves on the configured host and port (or `uvicorn main:app`,
+without the request-head and idle-connection bounds of app/server.py)."""
 
 import sys
 
-import uvicorn
-
 from app.application import create_app
+from app.server import serve
 from app.utils.exceptions import StartupError
 
 try:
@@ -14,8 +14,4 @@ except StartupError as exc:
 
 
 if __name__ == "__main__":
-    settings = app.state.services.settings
-    # log_config=None keeps the logging set up by create_app (request ids, app.log).
-    uvicorn.run(
-        app, host=settings.server.host, port=settings.server.port, log_config=None, access_log=False
-    )
+    serve(app, app.state.services.settings.server)

@@ -1,0 +1,129 @@
+"""Serving the app with uvicorn, with bounds on what one client can make the server hold.
+
+uvicorn's fast HTTP/1.1 protocol (httptools) puts no limit on a request's head: a single
+64 MB header is parsed by repeated concatenation, which holds the event loop, and every other
+request with it, for seconds. Nor does it close a connection that stops half way through a
+request. ``BoundedHttpProtocol`` adds both bounds before the parser sees the bytes.
+"""
+
+import asyncio
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from app.config import ServerSettings
+
+HEAD_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+    b"content-type: application/json\r\n"
+    b"connection: close\r\n"
+    b"content-length: %d\r\n\r\n%s"
+)
+
+
+class HeadTooLargeError(Exception):
+    """More header lines than allowed (raised inside the parser, answered with 400)."""
+
+
+class BoundedHttpProtocol(HttpToolsProtocol):
+    """HTTP/1.1 with a bounded request head and a timeout for requests that stop arriving.
+
+    The limits are class attributes, set by ``serve`` from the settings, because uvicorn
+    builds one protocol object per connection itself.
+    """
+
+    max_head_bytes = 32 * 1024
+    max_headers = 100
+    idle_timeout = 30.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_bytes = 0
+        self._reading_head = True
+        self._header_count = 0
+        self._idle_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_idle_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_idle_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._reading_head:
+            self._head_bytes += len(data)
+            if self._head_bytes > self.max_head_bytes:
+                self._refuse_head()
+                return
+        self._arm_idle_timer()
+        super().data_received(data)
+
+    def handle_websocket_upgrade(self) -> None:
+        # A WebSocket is quiet for as long as it likes; its own protocol takes over here.
+        self._cancel_idle_timer()
+        super().handle_websocket_upgrade()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._header_count = 0
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_count += 1
+        if self._header_count > self.max_headers:
+            raise HeadTooLargeError(f"more than {self.max_headers} header lines")
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._reading_head = False
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        # The whole request is in: from here the app's time is its own, not the client's.
+        self._cancel_idle_timer()
+        self._reading_head = True
+        self._head_bytes = 0
+        super().on_message_complete()
+
+    def _refuse_head(self) -> None:
+        self._cancel_idle_timer()
+        body = (
+            b'{"detail":"request line and headers are larger than %d bytes",'
+            b'"code":"request_header_fields_too_large"}' % self.max_head_bytes
+        )
+        self.transport.write(HEAD_TOO_LARGE % (len(body), body))
+        self.transport.close()
+
+    def _arm_idle_timer(self) -> None:
+        self._cancel_idle_timer()
+        self._idle_timer = self.loop.call_later(self.idle_timeout, self._close_if_idle)
+
+    def _cancel_idle_timer(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+
+    def _close_if_idle(self) -> None:
+        # A request that stopped half way: nobody can be waiting for its answer.
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
+def serve(app: FastAPI, settings: ServerSettings) -> None:
+    """Serve the app on the configured address until interrupted."""
+    BoundedHttpProtocol.max_head_bytes = settings.max_head_bytes
+    BoundedHttpProtocol.max_headers = settings.max_headers
+    BoundedHttpProtocol.idle_timeout = settings.request_idle_timeout
+    # log_config=None keeps the logging set up by create_app (request ids, app.log).
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        http=BoundedHttpProtocol,
+        timeout_keep_alive=settings.keep_alive_timeout,
+        log_config=None,
+        access_log=False,
+    )

@@ -1,0 +1,110 @@
+"""`python main.py` bounds what one client can make it hold: the request head, and silence."""
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx2 as httpx
+import pytest
+from websockets.sync.client import connect
+
+from tests.live_server import Account, LiveServer, live_server
+
+pytestmark = pytest.mark.live
+
+IDLE_TIMEOUT_SECONDS = 1
+HEAD_LIMIT = 32 * 1024
+
+
+@pytest.fixture(scope="module")
+def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    settings = {
+        "IMGAPI_INFERENCE__DEFAULT_MODEL": "dummy",
+        "IMGAPI_SERVER__REQUEST_IDLE_TIMEOUT": str(IDLE_TIMEOUT_SECONDS),
+        "IMGAPI_SERVER__MAX_HEAD_BYTES": str(HEAD_LIMIT),
+    }
+    root = tmp_path_factory.mktemp("limits")
+    with live_server(database_url=database_url, root=root, settings=settings) as running:
+        yield running
+
+
+def raw_exchange(server: LiveServer, data: bytes) -> bytes:
+    """Send bytes on a fresh connection and read until the server closes it."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=20) as connection:
+        connection.sendall(data)
+        received = b""
+        while chunk := connection.recv(65536):
+            received += chunk
+        return received
+
+
+def test_a_head_over_the_limit_is_refused_with_431(server: LiveServer) -> None:
+    head = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"a" * (HEAD_LIMIT + 1024)
+    answer = raw_exchange(server, head)
+    status, _, body = answer.partition(b"\r\n\r\n")
+    assert status.startswith(b"HTTP/1.1 431 ")
+    assert json.loads(body)["code"] == "request_header_fields_too_large"
+
+
+def test_too_many_header_lines_are_refused(server: LiveServer) -> None:
+    lines = b"".join(b"X-H%d: v\r\n" % n for n in range(150))
+    answer = raw_exchange(server, b"GET /health HTTP/1.1\r\nHost: x\r\n" + lines + b"\r\n")
+    assert answer.startswith(b"HTTP/1.1 400 ")
+
+
+def test_a_huge_header_is_cut_short_and_others_are_served_meanwhile(server: LiveServer) -> None:
+    sent = 0
+    refused = threading.Event()
+
+    def send_64_mb() -> None:
+        nonlocal sent
+        with socket.create_connection(("127.0.0.1", server.port), timeout=20) as connection:
+            connection.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ")
+            chunk = b"a" * 65536
+            try:
+                for _ in range(1024):
+                    connection.sendall(chunk)
+                    sent += len(chunk)
+            except OSError:
+                refused.set()
+
+    sender = threading.Thread(target=send_64_mb)
+    sender.start()
+    with httpx.Client(base_url=server.base_url, timeout=20) as http:
+        health = [http.get("/health").status_code for _ in range(5)]
+    sender.join(30)
+    assert health == [200] * 5
+    assert refused.is_set() and sent < 64 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    "partial",
+    [b"", b"GET /health HTTP/1.1\r\nHost: x\r\n", b"POST /users/ HTTP/1.1\r\nHost: x\r\n"
+     b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"username\":"],
+    ids=["nothing", "half a head", "half a body"],
+)  # fmt: skip
+def test_a_connection_that_stops_mid_request_is_closed(server: LiveServer, partial: bytes) -> None:
+    # raw_exchange returns only once the server has closed the connection (or fails at 20 s).
+    assert raw_exchange(server, partial) == b""
+
+
+def test_a_quiet_websocket_outlives_the_idle_timeout(server: LiveServer) -> None:
+    with httpx.Client(base_url=server.base_url, timeout=20) as http:
+        account = Account(http, "quiet_socket")
+    url = f"ws://127.0.0.1:{server.port}/ws/inference?token={account.token}"
+    with connect(url, open_timeout=10) as websocket:
+        assert json.loads(websocket.recv(timeout=5))["type"] == "connected"
+        # Quiet for twice the idle timeout of a plain request (time passing is the point
+        # here, not an order of events): the socket must stay open.
+        time.sleep(2 * IDLE_TIMEOUT_SECONDS)
+        websocket.send("ping")
+        assert websocket.recv(timeout=5) == "pong"
+
+
+def test_normal_requests_and_keep_alive_are_unaffected(server: LiveServer) -> None:
+    with httpx.Client(base_url=server.base_url, timeout=20) as http:
+        assert all(http.get("/health").status_code == 200 for _ in range(3))
+        big_but_allowed = {"X-Padding": "a" * (HEAD_LIMIT // 2)}
+        assert http.get("/health", headers=big_but_allowed).status_code == 200
