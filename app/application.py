@@ -25,7 +25,7 @@ from app.routers import (
     user_router,
     websocket_router,
 )
-from app.utils.exceptions import AppError, StartupError
+from app.utils.exceptions import AppError, ModelUnavailableError, StartupError
 from app.utils.logging_config import setup_logging
 from app.utils.memory import limit_malloc_arenas
 
@@ -41,15 +41,20 @@ API_DESCRIPTION = (
 def _open_database(settings: Settings) -> Database:
     url = settings.database_url
     try:
+        # Migrations may take a while on a big table: their engine waits as long as needed.
+        migrating = create_db_engine(url, pool_size=1, pool_recycle=settings.database.pool_recycle)
+        try:
+            upgrade_schema(migrating)
+        finally:
+            migrating.dispose()
+        # Serving opens connections when it needs them; until then it holds none.
         engine = create_db_engine(
             url,
             pool_size=settings.database.pool_size,
             pool_recycle=settings.database.pool_recycle,
             echo=settings.database.echo,
+            timeout_seconds=settings.database.timeout_seconds,
         )
-        upgrade_schema(engine)
-        # Serving opens connections again when it needs them; until then, hold none.
-        engine.dispose()
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         raise StartupError(f"cannot use the database at {_safe_url(url)}: {reason}") from exc
@@ -89,7 +94,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        await services.start()
+        try:
+            await services.start()
+        except BaseException as exc:
+            await services.stop()  # whatever had started
+            if isinstance(exc, ModelUnavailableError):
+                raise StartupError(f"cannot start: {exc.detail}") from exc
+            raise
         logger.info("serving with database %s", _safe_url(settings.database_url))
         yield
         await services.stop()

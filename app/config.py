@@ -62,6 +62,7 @@ class DatabaseSettings(_Section):
     sqlite_path: str = "data/app.db"
     pool_size: int = Field(default=10, ge=1)
     pool_recycle: int = Field(default=1800, ge=1)
+    timeout_seconds: float = Field(default=5.0, gt=0)
     echo: bool = False
 
 
@@ -113,6 +114,7 @@ class InferenceSettings(ModelSettings):
     task_workers: int = Field(default=8, ge=1, le=256)
     max_pending_tasks: int = Field(default=2000, ge=1)
     max_task_attempts: int = Field(default=3, ge=1)
+    sweep_interval_seconds: float = Field(default=30.0, gt=0)
 
 
 def _with_inference(inference: InferenceSettings, own: Mapping[str, object]) -> ModelSettings:

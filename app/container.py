@@ -76,10 +76,9 @@ class Services:
         self.notifier.bind(asyncio.get_running_loop())
         if self.settings.inference.preload:
             await run_in_threadpool(self.models.batcher, self.settings.inference.default_model)
-        await self.tasks.queue.start()
-        await self.tasks.recover()
+        await self.tasks.start()
 
     async def stop(self) -> None:
-        await self.tasks.queue.stop()
+        await self.tasks.stop()
         await run_in_threadpool(self.models.close)
         self.database.dispose()

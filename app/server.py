@@ -1,4 +1,5 @@
-"""Serving the app with uvicorn, with bounds on what one client can make the server hold.
+"""Serving the app with uvicorn, with bounds on what one client can make the server hold, and
+a start-up failure said in one line.
 
 uvicorn's fast HTTP/1.1 protocol (httptools) puts no limit on a request's head: a single
 64 MB header is parsed by repeated concatenation, which holds the event loop, and every other
@@ -11,9 +12,11 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from app.config import ServerSettings
+from app.utils.exceptions import StartupError
 
 HEAD_TOO_LARGE = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
@@ -56,11 +59,13 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._reading_head:
             self._head_bytes += len(data)
-            if self._head_bytes > self.max_head_bytes:
-                self._refuse_head()
-                return
         self._arm_idle_timer()
+        # One read (at most 256 KB) costs the parser little; the repeated reads of a head that
+        # never ends are what must stop. A read that also carries the start of the body
+        # completes the head, and is not held against it.
         super().data_received(data)
+        if self._reading_head and self._head_bytes > self.max_head_bytes:
+            self._refuse_head()
 
     def handle_websocket_upgrade(self) -> None:
         # A WebSocket is quiet for as long as it likes; its own protocol takes over here.
@@ -112,6 +117,40 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
+class OneLineStartupFailure:
+    """When start-up fails with a StartupError, uvicorn reports its message, not a traceback.
+
+    Starlette answers a failed lifespan with the whole traceback as the failure message, and
+    uvicorn logs that message. The failure is held back until the exception arrives, then
+    sent as the StartupError's one line.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        held: list[Message] = []
+
+        async def hold_failure(message: Message) -> None:
+            if message["type"] == "lifespan.startup.failed":
+                held.append(message)
+            else:
+                await send(message)
+
+        try:
+            await self.app(scope, receive, hold_failure)
+        except StartupError as exc:
+            await send({"type": "lifespan.startup.failed", "message": f"error: {exc}"})
+            raise
+        except BaseException:
+            for message in held:
+                await send(message)
+            raise
+
+
 def serve(app: FastAPI, settings: ServerSettings) -> None:
     """Serve the app on the configured address until interrupted."""
     BoundedHttpProtocol.max_head_bytes = settings.max_head_bytes
@@ -119,7 +158,7 @@ def serve(app: FastAPI, settings: ServerSettings) -> None:
     BoundedHttpProtocol.idle_timeout = settings.request_idle_timeout
     # log_config=None keeps the logging set up by create_app (request ids, app.log).
     uvicorn.run(
-        app,
+        OneLineStartupFailure(app),
         host=settings.host,
         port=settings.port,
         http=BoundedHttpProtocol,

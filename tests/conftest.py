@@ -7,31 +7,53 @@ mysql+pymysql://root@127.0.0.1:3306) to run the whole suite against MySQL/MariaD
 import io
 import itertools
 import os
+import queue
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import create_engine, text
+from starlette.testclient import WebSocketTestSession
 
 from app.application import create_app
 from app.config import PROJECT_ROOT, Settings, load_settings
 from app.container import Services
 from app.database.tables import Image as ImageRow
+from app.services import security
 
 MYSQL_URL_ENV = "IMGAPI_TEST_MYSQL_URL"
 PASSWORD = "correct-horse-battery"
 SECRET_KEY = "test-secret-key-that-is-long-enough-for-hs256"
 _user_numbers = itertools.count(1)
+T = TypeVar("T")
 
 
 def pytest_report_header() -> str:
     server = os.environ.get(MYSQL_URL_ENV)
     return f"database: {'MySQL/MariaDB at ' + server if server else 'SQLite'}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing() -> Iterator[None]:
+    """Hash passwords with the cheapest argon2 parameters in this process.
+
+    The real ones cost about 0.12 s per hash or check, by design; the suite registers and logs
+    in well over a hundred users, so that alone would take half a minute. Same scheme, same
+    code paths, only the cost differs; the live servers (other processes) keep the real one.
+    """
+    cheap = security.password_context.copy(
+        argon2__rounds=1, argon2__memory_cost=8, argon2__parallelism=1
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(security, "password_context", cheap)
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -81,10 +103,15 @@ def make_settings(
 
 @pytest.fixture(scope="session")
 def make_client(make_settings: Callable[..., Settings]) -> Iterator[Callable[..., TestClient]]:
-    """A started app with the given setting overrides; stopped at the end of the run."""
+    """A started app of its own, with the given setting overrides; stopped at the end of the run.
+
+    Its default model is the dummy one, which loads at once, unless ``inference`` names another:
+    these apps exist to test a setting, not a model.
+    """
     clients: list[TestClient] = []
 
     def build(**sections: dict[str, str]) -> TestClient:
+        sections["inference"] = {"default_model": "dummy", **sections.get("inference", {})}
         client = TestClient(create_app(make_settings(**sections)))
         client.__enter__()
         clients.append(client)
@@ -96,14 +123,23 @@ def make_client(make_settings: Callable[..., Settings]) -> Iterator[Callable[...
 
 
 @pytest.fixture(scope="session")
-def client(make_client: Callable[..., TestClient]) -> TestClient:
-    return make_client()
+def client(make_settings: Callable[..., Settings]) -> Iterator[TestClient]:
+    """The app as it ships (EfficientNet-Lite0 by default), shared by the whole run."""
+    with TestClient(create_app(make_settings())) as shared:
+        yield shared
+
+
+def services_of(client: TestClient) -> Services:
+    """The long-lived objects (database, store, models, ...) of the app behind a client."""
+    services = cast(FastAPI, client.app).state.services
+    assert isinstance(services, Services)
+    return services
 
 
 @pytest.fixture(scope="session")
-def app(client: TestClient) -> FastAPI:
-    application: FastAPI = client.app  # type: ignore[assignment]
-    return application
+def services(client: TestClient) -> Services:
+    """The long-lived objects of the shared app."""
+    return services_of(client)
 
 
 class UserHandle:
@@ -172,16 +208,44 @@ def upload(
     return body
 
 
-@pytest.fixture(scope="session")
-def services(app: FastAPI) -> Services:
-    """The long-lived objects of the shared app (its database, store, models, ...)."""
-    built = app.state.services
-    assert isinstance(built, Services)
-    return built
-
-
 def stored_file(services: Services, image_id: int) -> Path:
     with services.database.read_session() as session:
         row = session.get(ImageRow, image_id)
         assert row is not None
         return services.store.path(row.stored_path)
+
+
+def receive_json(socket: WebSocketTestSession, timeout: float = 20) -> Any:
+    """The next message of a test WebSocket; fails after ``timeout`` seconds instead of hanging.
+
+    A close from the server raises WebSocketDisconnect, as ``socket.receive_json()`` does.
+    """
+    outcome: queue.Queue[tuple[bool, Any]] = queue.Queue()
+
+    def receive() -> None:
+        try:
+            outcome.put((True, socket.receive_json()))
+        except BaseException as exc:  # handed to the test's thread
+            outcome.put((False, exc))
+
+    threading.Thread(target=receive, daemon=True).start()
+    try:
+        received, value = outcome.get(timeout=timeout)
+    except queue.Empty:
+        raise AssertionError(f"no WebSocket message within {timeout} s") from None
+    if not received:
+        raise value
+    return value
+
+
+def eventually(check: Callable[[], T | None], *, timeout: float = 20, every: float = 0.02) -> T:
+    """Poll ``check`` until it returns something true, and return that; fail after ``timeout``.
+
+    For waiting on a state (a task completed, a line logged), never on the clock alone.
+    """
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still {value!r} after {timeout} s")
+        time.sleep(every)
+    return value

@@ -14,9 +14,11 @@ from typing import Any
 import httpx2 as httpx
 
 from app.config import PROJECT_ROOT
-from tests.conftest import PASSWORD, image_bytes
+from tests.conftest import PASSWORD, SECRET_KEY, image_bytes
 
 START_TIMEOUT_SECONDS = 60
+# For servers whose tests do not care which model answers: the dummy one loads at once.
+DUMMY_MODEL = {"IMGAPI_INFERENCE__DEFAULT_MODEL": "dummy"}
 
 
 def free_port() -> int:
@@ -27,6 +29,11 @@ def free_port() -> int:
 
 
 class LiveServer:
+    """``python main.py`` with its database, folders and port set by IMGAPI_* variables.
+
+    Tokens are signed with the suite's SECRET_KEY unless ``settings`` says otherwise.
+    """
+
     def __init__(
         self, *, database_url: str, root: Path, settings: dict[str, str] | None = None
     ) -> None:
@@ -40,6 +47,7 @@ class LiveServer:
             "IMGAPI_APP__UPLOAD_DIR": str(root / "uploads"),
             "IMGAPI_APP__DATA_DIR": str(root / "data"),
             "IMGAPI_APP__LOG_DIR": str(root / "logs"),
+            "IMGAPI_APP__SECRET_KEY": SECRET_KEY,
             **(settings or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None

@@ -18,20 +18,21 @@ from websockets.sync.client import ClientConnection, connect
 
 from app.database.tables import InferenceTask
 from app.services.security import TokenService
-from tests.live_server import Account, LiveServer, live_server
+from tests.conftest import SECRET_KEY, eventually
+from tests.live_server import DUMMY_MODEL, Account, LiveServer, live_server
 
-SECRET = "e2e-secret-key-long-enough-for-hs256-signing"
+pytestmark = pytest.mark.live
 
 
 def unique(prefix: str) -> str:
     return f"{prefix}_{time.monotonic_ns() % 10**9}"
 
 
-@pytest.fixture
-def server(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
-    with live_server(
-        database_url=database_url, root=tmp_path, settings={"IMGAPI_APP__SECRET_KEY": SECRET}
-    ) as running:
+@pytest.fixture(scope="module")
+def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One server for the tests of this module that do not crash it."""
+    root = tmp_path_factory.mktemp("e2e")
+    with live_server(database_url=database_url, root=root, settings=DUMMY_MODEL) as running:
         yield running
 
 
@@ -112,7 +113,7 @@ def test_bad_tokens_are_closed_with_1008(server: LiveServer, http: httpx.Client,
         "forged": TokenService("some-other-secret-key-entirely-0000000", timedelta(hours=1)).issue(
             user_id=user_id, token_version=0
         ),
-        "expired": TokenService(SECRET, timedelta(seconds=-10)).issue(
+        "expired": TokenService(SECRET_KEY, timedelta(seconds=-10)).issue(
             user_id=user_id, token_version=0
         ),
         "garbage": "not.a.token",
@@ -137,49 +138,45 @@ def test_ping_pong_and_abrupt_disconnects_are_harmless(
         assert socket.recv(timeout=5) == "pong"
         socket.socket.close()  # vanish without a closing handshake
     task_id = dave.submit().json()["task_id"]
-    deadline = time.monotonic() + 20
-    while dave.task(task_id)["status"] != "completed":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    eventually(lambda: dave.task(task_id)["status"] == "completed")
     assert http.get("/health").status_code == 200
     assert "Traceback" not in server.log_file.read_text()
     assert dave.token not in server.log_file.read_text()
 
 
 def test_tasks_survive_a_crash(database_url: str, tmp_path: Path) -> None:
-    # Slow on purpose: one task thread, and the batcher waits 300 ms for company that never comes.
+    # Slow on purpose: one task thread, and the batcher waits 300 ms for company that never
+    # comes, so that the crash surely catches most of the twelve tasks unfinished.
     slow = {
+        **DUMMY_MODEL,
         "IMGAPI_INFERENCE__TASK_WORKERS": "1",
         "IMGAPI_MODEL.DUMMY__MAX_BATCH_SIZE": "64",
         "IMGAPI_MODEL.DUMMY__MAX_BATCH_DELAY_MS": "300",
-        "IMGAPI_APP__SECRET_KEY": SECRET,
     }
     first = LiveServer(database_url=database_url, root=tmp_path, settings=slow)
     first.start()
-    with httpx.Client(base_url=first.base_url, timeout=30) as http:
-        erin = Account(http, unique("erin"))
-        task_ids = [erin.submit().json()["task_id"] for _ in range(12)]
-        deadline = time.monotonic() + 20
-        while erin.task(task_ids[0])["status"] != "completed":
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-    first.kill()
+    try:
+        with httpx.Client(base_url=first.base_url, timeout=30) as http:
+            erin = Account(http, unique("erin"))
+            task_ids = [erin.submit().json()["task_id"] for _ in range(12)]
+            eventually(lambda: erin.task(task_ids[0])["status"] == "completed")
+        first.kill()
+    finally:
+        first.stop()  # nothing to do unless the test failed before the crash
     left_unfinished = unfinished_tasks(database_url, task_ids)
     assert left_unfinished  # killed mid-way: some accepted tasks had not run yet
 
-    restarted = LiveServer(
-        database_url=database_url, root=tmp_path, settings={"IMGAPI_APP__SECRET_KEY": SECRET}
-    )
+    restarted = LiveServer(database_url=database_url, root=tmp_path, settings=DUMMY_MODEL)
     restarted.start()
     try:
         with httpx.Client(base_url=restarted.base_url, timeout=30) as http:
             erin.http = http
-            deadline = time.monotonic() + 60
-            states = [erin.task(t) for t in task_ids]
-            while any(s["status"] != "completed" for s in states):
-                assert time.monotonic() < deadline, states
-                time.sleep(0.1)
+
+            def all_completed() -> list[dict[str, Any]] | None:
                 states = [erin.task(t) for t in task_ids]
+                return states if all(s["status"] == "completed" for s in states) else None
+
+            states = eventually(all_completed, timeout=60, every=0.1)
     finally:
         restarted.stop()
     assert all(s["result_id"] for s in states)
@@ -210,35 +207,39 @@ def test_a_burst_of_500_tasks_all_complete_without_starving_sync_requests(
     server: LiveServer, http: httpx.Client
 ) -> None:
     frank = Account(http, unique("frank"))
-    latencies: list[float] = []
+    health: list[tuple[int, float]] = []  # status and seconds of each probe
     done = threading.Event()
 
     def watch_health() -> None:
         with httpx.Client(base_url=server.base_url, timeout=30) as probe:
             while not done.is_set():
                 started = time.perf_counter()
-                probe.get("/health")
-                latencies.append(time.perf_counter() - started)
-                time.sleep(0.05)
+                status = probe.get("/health").status_code
+                health.append((status, time.perf_counter() - started))
+                done.wait(0.05)
 
     with open_socket(server, frank.token) as socket:
         watcher = threading.Thread(target=watch_health)
         watcher.start()
-        with ThreadPoolExecutor(16) as pool:
-            responses = list(pool.map(lambda _: frank.submit(), range(500)))
-        assert [r.status_code for r in responses] == [202] * 500, {r.text for r in responses}
-        expected = {r.json()["task_id"] for r in responses}
-        completed: set[str] = set()
-        deadline = time.monotonic() + 180
-        while completed != expected:
-            message = json.loads(socket.recv(timeout=deadline - time.monotonic()))
-            if message.get("status") == "completed":
-                completed.add(message["task_id"])
-        sync = http.post(
-            "/images/inference", headers=frank.headers, json={"image_id": frank.image_id}
-        )
-        done.set()
-        watcher.join()
+        try:
+            with ThreadPoolExecutor(16) as pool:
+                responses = list(pool.map(lambda _: frank.submit(), range(500)))
+            assert [r.status_code for r in responses] == [202] * 500, {r.text for r in responses}
+            expected = {r.json()["task_id"] for r in responses}
+            completed: set[str] = set()
+            deadline = time.monotonic() + 180
+            while completed != expected:
+                message = json.loads(socket.recv(timeout=deadline - time.monotonic()))
+                if message.get("status") == "completed":
+                    completed.add(message["task_id"])
+            sync = http.post(
+                "/images/inference", headers=frank.headers, json={"image_id": frank.image_id}
+            )
+        finally:
+            done.set()
+            watcher.join()
     assert sync.status_code == 200
-    print(f"health latency during the burst: max {max(latencies):.3f} s over {len(latencies)}")
-    assert latencies and max(latencies) < 2.0, sorted(latencies)[-5:]
+    # /health answered throughout; how fast is the benchmark's business (bench/).
+    assert health and all(status == 200 for status, _ in health), health
+    slowest = max(seconds for _, seconds in health)
+    print(f"/health during the burst: {len(health)} probes, slowest {slowest:.3f} s")

@@ -2,7 +2,6 @@
 
 import asyncio
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,16 +34,20 @@ from tests.conftest import image_bytes
 
 
 class DoublingModel(ModelInterface):
-    """Doubles its input and records the size of every batch it is given."""
+    """Doubles its input and records the size of every batch it is given.
+
+    ``entered`` is set when a batch reaches ``predict``, which then waits for ``gate``
+    (open unless a test closes it) to hold the worker there.
+    """
 
     name = "doubling"
     version = "test"
     input_size = (1, 1)
 
-    def __init__(self, delay: float = 0.0, fail: bool = False) -> None:
-        self.delay = delay
+    def __init__(self, fail: bool = False) -> None:
         self.fail = fail
         self.batch_sizes: list[int] = []
+        self.entered = threading.Event()
         self.gate = threading.Event()
         self.gate.set()
 
@@ -55,9 +58,9 @@ class DoublingModel(ModelInterface):
         return np.zeros(1, dtype=np.float32)
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
+        self.entered.set()
         self.gate.wait(5)
         self.batch_sizes.append(len(batch))
-        time.sleep(self.delay)
         if self.fail:
             raise RuntimeError("boom")
         return batch * 2
@@ -76,21 +79,15 @@ def start(model: DoublingModel, **knobs: float) -> ModelBatcher:
     return runner
 
 
-def test_concurrent_requests_share_batches_and_get_their_own_answers() -> None:
-    model = DoublingModel(delay=0.01)
+def test_requests_waiting_together_share_batches_and_get_their_own_answers() -> None:
+    model = DoublingModel()
+    model.gate.clear()  # the first batch is held until every request is waiting
     runner = start(model)
-    results: dict[int, float] = {}
-
-    def call(i: int) -> None:
-        results[i] = float(runner.submit(np.array([i], dtype=np.float32)).result(5)[0])
-
-    threads = [threading.Thread(target=call, args=(i,)) for i in range(24)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    waiting = [runner.submit(np.array([i], dtype=np.float32)) for i in range(24)]
+    model.gate.set()
+    results = [float(answer.result(5)[0]) for answer in waiting]
     runner.stop()
-    assert results == {i: 2.0 * i for i in range(24)}
+    assert results == [2.0 * i for i in range(24)]
     assert max(model.batch_sizes) > 1
     assert max(model.batch_sizes) <= 8
     assert sum(model.batch_sizes) == 24
@@ -101,7 +98,7 @@ def test_a_full_queue_refuses_with_service_busy() -> None:
     model.gate.clear()  # the worker blocks on its first batch
     runner = start(model, queue_size=2, max_batch_size=1, max_batch_delay_ms=0)
     first = runner.submit(np.ones(1, dtype=np.float32))
-    time.sleep(0.05)  # the worker has taken the first job and is stuck in predict
+    assert model.entered.wait(5)  # the worker has taken the first job and is held in predict
     runner.submit(np.ones(1, dtype=np.float32))
     runner.submit(np.ones(1, dtype=np.float32))
     with pytest.raises(ServiceBusyError) as error:
@@ -117,7 +114,7 @@ def test_a_request_whose_caller_gave_up_is_dropped() -> None:
     model.gate.clear()
     runner = start(model, max_batch_size=1, max_batch_delay_ms=0)
     busy = runner.submit(np.ones(1, dtype=np.float32))
-    time.sleep(0.05)
+    assert model.entered.wait(5)  # the worker is held in predict with it
     abandoned = runner.submit(np.full(1, 7, dtype=np.float32))
     assert abandoned.cancel()
     kept = runner.submit(np.full(1, 3, dtype=np.float32))

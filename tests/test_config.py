@@ -128,6 +128,7 @@ def test_unknown_default_model_stops_start_up(tmp_path: Path) -> None:
         create_app(settings)
 
 
+@pytest.mark.live
 def test_main_prints_one_line_and_exits_on_bad_config(tmp_path: Path) -> None:
     completed = subprocess.run(
         [sys.executable, "main.py"],

@@ -13,7 +13,7 @@ from app.config import ModelSettings, Settings
 from app.inference.batcher import ModelBatcher
 from app.models import efficientnet_model
 from app.models.efficientnet_model import EfficientNetLite0, ModelFileError
-from app.utils.exceptions import ModelUnavailableError
+from app.utils.exceptions import StartupError
 from app.utils.image_utils import open_rgb
 from tests.conftest import UserHandle, upload
 
@@ -108,7 +108,7 @@ def test_a_tampered_model_file_is_refused(
     # The app is built (nothing is loaded yet), but it does not start serving.
     app = create_app(make_settings())
     with (
-        pytest.raises(ModelUnavailableError, match="model 'efficientnet_lite0' cannot be used"),
+        pytest.raises(StartupError, match="model 'efficientnet_lite0' cannot be loaded"),
         TestClient(app),
     ):
         pass

@@ -1,11 +1,14 @@
 """Bad input and hostile clients: each case here once gave a 500, a hang or a leak."""
 
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from jose import jwt
 from PIL import Image
 from starlette.websockets import WebSocketDisconnect
 
@@ -19,7 +22,9 @@ from tests.conftest import (
     PASSWORD,
     SECRET_KEY,
     UserHandle,
+    eventually,
     image_bytes,
+    receive_json,
     register_and_log_in,
     stored_file,
     upload,
@@ -128,7 +133,8 @@ def test_task_ids_are_found_in_any_spelling(client: TestClient, user: UserHandle
 
 
 def test_huge_images_are_shrunk_right_after_decoding(tmp_path: Path) -> None:
-    Image.new("RGBA", (4000, 3000), (10, 20, 30, 128)).save(tmp_path / "huge.png")
+    huge = Image.new("RGBA", (4000, 3000), (10, 20, 30, 128))
+    huge.save(tmp_path / "huge.png", compress_level=1)
     assert open_rgb(tmp_path / "huge.png", draft_size=(320, 320)).size == (445, 334)
 
 
@@ -146,22 +152,19 @@ def test_websocket_closes_when_the_password_changes(client: TestClient, user: Us
     assert closed.value.code == 1008
 
 
-def test_websocket_closes_when_its_token_expires(
-    client: TestClient, services: Services, user: UserHandle
-) -> None:
+def test_websocket_closes_when_its_token_expires(client: TestClient, user: UserHandle) -> None:
     short = TokenService(SECRET_KEY, timedelta(seconds=2)).issue(user_id=user.id, token_version=0)
+    expires_at = jwt.get_unverified_claims(short)["exp"]
     with client.websocket_connect(f"/ws/inference?token={short}") as socket:
-        assert socket.receive_json()["type"] == "connected"
-        started = time.monotonic()
+        assert receive_json(socket)["type"] == "connected"
         with pytest.raises(WebSocketDisconnect) as closed:
-            socket.receive_json()
+            receive_json(socket, timeout=10)
     assert closed.value.code == 1008
-    assert time.monotonic() - started < 5
+    assert time.time() >= expires_at  # open for as long as the token was valid
 
 
 def test_a_task_whose_image_goes_before_it_starts_gets_a_final_update(
-    make_client,
-    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+    make_client: Callable[..., TestClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(MODEL_REGISTRY, "gated", "tests.gated_model:GatedModel")
     single = make_client(inference={"task_workers": "1"})
@@ -169,25 +172,21 @@ def test_a_task_whose_image_goes_before_it_starts_gets_a_final_update(
     first, second = upload(single, owner), upload(single, owner)
     gated_model.reset()
     with single.websocket_connect(f"/ws/inference?token={owner.token}") as socket:
-        socket.receive_json()
+        receive_json(socket)
         try:
             for image in (first, second):
                 body = {"image_id": image["id"], "model_name": "gated"}
-                assert (
-                    single.post(
-                        "/images/inference/async", headers=owner.headers, json=body
-                    ).status_code
-                    == 202
-                )
+                submitted = single.post("/images/inference/async", headers=owner.headers, json=body)
+                assert submitted.status_code == 202
             assert gated_model.entered.wait(20)  # the only worker is busy with the first task
             assert (
                 single.delete(f"/images/{second['id']}", headers=owner.headers).status_code == 204
             )
         finally:
             gated_model.gate.set()
-        finals = {}
+        finals: dict[int, dict[str, Any]] = {}
         while len(finals) < 2:
-            message = socket.receive_json()
+            message = receive_json(socket)
             if message["status"] in ("completed", "failed"):
                 finals[message["image_id"]] = message
     assert finals[first["id"]]["status"] == "completed"
@@ -212,14 +211,16 @@ def test_a_task_for_a_model_that_cannot_load_fails_instead_of_waiting_forever(
         json={"image_id": image["id"], "model_name": "broken"},
     )
     assert accepted.status_code == 202
-    deadline = time.monotonic() + 10
-    while (task := client.get(accepted.json()["status_url"], headers=user.headers).json())[
-        "status"
-    ] == "pending":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+
+    def finished() -> dict[str, Any] | None:
+        task: dict[str, Any] = client.get(
+            accepted.json()["status_url"], headers=user.headers
+        ).json()
+        return task if task["status"] in ("completed", "failed") else None
+
+    task = eventually(finished)
     assert task["status"] == "failed"
-    assert "weights are corrupt" in task["error"]
+    assert task["error"] == "model 'broken' cannot be loaded; the server log says why"
     sync = client.post(
         "/images/inference",
         headers=user.headers,
@@ -227,4 +228,5 @@ def test_a_task_for_a_model_that_cannot_load_fails_instead_of_waiting_forever(
     )
     assert sync.status_code == 503
     assert sync.json()["code"] == "model_unavailable"
-    assert "weights are corrupt" in sync.json()["detail"]
+    assert "weights are corrupt" not in sync.text  # the reason is for the log, not the client
+    assert int(sync.headers["Retry-After"]) > 0

@@ -2,13 +2,21 @@
 
 import hashlib
 import io
+from collections.abc import Callable
 
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from app.container import Services
-from tests.conftest import UserHandle, image_bytes, register_and_log_in, stored_file, upload
+from tests.conftest import (
+    UserHandle,
+    image_bytes,
+    register_and_log_in,
+    services_of,
+    stored_file,
+    upload,
+)
 
 
 @pytest.mark.parametrize(
@@ -94,7 +102,9 @@ def test_upload_needs_a_token(client: TestClient) -> None:
     assert response.status_code == 401
 
 
-def test_upload_over_the_size_limit_is_413_and_stores_nothing(make_client) -> None:  # type: ignore[no-untyped-def]
+def test_upload_over_the_size_limit_is_413_and_stores_nothing(
+    make_client: Callable[..., TestClient],
+) -> None:
     small = make_client(app={"max_upload_size": "2000"})
     owner = register_and_log_in(small)
     noise = Image.frombytes("RGB", (64, 64), bytes(range(256)) * 48)
@@ -108,11 +118,11 @@ def test_upload_over_the_size_limit_is_413_and_stores_nothing(make_client) -> No
         assert "2000 bytes" in response.json()["detail"]
         assert response.json()["code"] == "payload_too_large"
     assert small.get("/images/", headers=owner.headers).json() == []
-    uploads = small.app.state.services.store.root
+    uploads = services_of(small).store.root
     assert not any(path.is_file() for path in uploads.rglob("*"))
 
 
-def test_decompression_bomb_is_refused(make_client) -> None:  # type: ignore[no-untyped-def]
+def test_decompression_bomb_is_refused(make_client: Callable[..., TestClient]) -> None:
     strict = make_client(app={"max_image_pixels": "10000"})
     owner = register_and_log_in(strict)
     response = strict.post(

@@ -9,12 +9,16 @@ from fastapi.testclient import TestClient
 
 from app.container import Services
 from app.middleware import SECURITY_HEADERS
-from app.utils.logging_config import LOG_FILE_NAME, DailyAndSizeRotatingFileHandler
+from app.utils.logging_config import DailyAndSizeRotatingFileHandler
 from tests.conftest import UserHandle, image_bytes, upload
 
 
-def log_text(services: Services) -> str:
-    return (services.settings.path(services.settings.app.log_dir) / LOG_FILE_NAME).read_text()
+def log_file() -> Path:
+    """The file logs go to now: that of the app created last (logging is per process)."""
+    [handler] = [
+        h for h in logging.getLogger().handlers if isinstance(h, DailyAndSizeRotatingFileHandler)
+    ]
+    return Path(handler.baseFilename)
 
 
 def test_every_answer_carries_the_security_headers(client: TestClient, user: UserHandle) -> None:
@@ -73,19 +77,18 @@ def test_two_file_parts_in_one_upload_are_refused(client: TestClient, user: User
 
 
 def test_control_characters_from_a_client_cannot_forge_a_log_line(
-    client: TestClient, services: Services
+    client: TestClient,
 ) -> None:
     client.get("/images/%0d%0a2026-01-01 00:00:00,000 INFO [x] app.requests: GET /forged 200%00")
     client.get("/health", headers={"X-Request-ID": "bad\r\nid"})
-    text = log_text(services)
+    text = log_file().read_text()
     assert "\x00" not in text
     assert not any(line.startswith("2026-01-01 00:00:00,000") for line in text.splitlines())
     assert "/images/\\r\\n2026-01-01" in text
 
 
 def test_log_and_database_files_are_private(services: Services) -> None:
-    log_file = services.settings.path(services.settings.app.log_dir) / LOG_FILE_NAME
-    assert stat.S_IMODE(os.stat(log_file).st_mode) & 0o007 == 0
+    assert stat.S_IMODE(os.stat(log_file()).st_mode) & 0o007 == 0
     database = services.settings.database_url.removeprefix("sqlite:///")
     if services.settings.database_url.startswith("sqlite"):
         assert stat.S_IMODE(os.stat(database).st_mode) == 0o600

@@ -1,11 +1,16 @@
 """Synchronous inference on stored images, and reading results back."""
 
 from pathlib import Path
+from typing import ClassVar
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from app.container import Services
+from app.models.dummy_model import DummyModel
+from app.models.model_interface import MODEL_REGISTRY
 from app.utils.image_utils import open_rgb
 from tests.conftest import UserHandle, image_bytes, upload
 
@@ -166,10 +171,40 @@ def test_odd_real_images_upload_and_classify(
     assert response.json()["label"]
 
 
+class SeeingModel(DummyModel):
+    """The dummy model, keeping each image it is given: what a model sees of a stored image."""
+
+    name = "seeing"
+    seen: ClassVar[list[Image.Image]] = []
+
+    def warm_up(self) -> None:
+        """No warm-up: its blank image is not one to keep."""
+
+    def preprocess(self, image: Image.Image) -> np.ndarray:
+        self.seen.append(image.copy())
+        return super().preprocess(image)
+
+
+def pixel_difference(first: Image.Image, second: Image.Image) -> float:
+    """Mean absolute difference of two images of one size, in 0-255 units."""
+    return float(np.abs(np.asarray(first, np.float32) - np.asarray(second, np.float32)).mean())
+
+
 def test_exif_orientation_is_applied_before_the_model_sees_the_image(
-    client: TestClient, user: UserHandle
+    client: TestClient, user: UserHandle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setitem(MODEL_REGISTRY, "seeing", "tests.test_inference:SeeingModel")
     image = upload(client, user, (DATA / "exif_rotated.jpg").read_bytes())
-    # Stored as 300x451 pixels; the EXIF tag makes it the upright 451x300 photo.
+    # Stored as 300x451 pixels, on its side; the EXIF tag makes it the upright 451x300 photo.
     assert (image["width"], image["height"]) == (300, 451)
-    assert open_rgb(DATA / "exif_rotated.jpg").size == (451, 300)
+    SeeingModel.seen.clear()
+    body = {"image_id": image["id"], "model_name": "seeing"}
+    assert client.post("/images/inference", headers=user.headers, json=body).status_code == 200
+    [seen] = SeeingModel.seen
+    # chelsea.jpg is the same photo, stored upright: the model saw those pixels,
+    upright = open_rgb(DATA / "chelsea.jpg", draft_size=SeeingModel.draft_size)
+    assert seen.size == upright.size and seen.width > seen.height
+    assert pixel_difference(seen, upright) < 10
+    # not the cat upside down or mirrored (which differ from it by more than 30).
+    assert pixel_difference(upright, upright.transpose(Image.Transpose.ROTATE_180)) > 30
+    assert pixel_difference(upright, upright.transpose(Image.Transpose.FLIP_LEFT_RIGHT)) > 30

@@ -1,6 +1,8 @@
 """`python main.py` bounds what one client can make it hold: the request head, and silence."""
 
+import io
 import json
+import os
 import socket
 import threading
 import time
@@ -8,6 +10,7 @@ from collections.abc import Iterator
 
 import httpx2 as httpx
 import pytest
+from PIL import Image
 from websockets.sync.client import connect
 
 from tests.live_server import Account, LiveServer, live_server
@@ -108,3 +111,18 @@ def test_normal_requests_and_keep_alive_are_unaffected(server: LiveServer) -> No
         assert all(http.get("/health").status_code == 200 for _ in range(3))
         big_but_allowed = {"X-Padding": "a" * (HEAD_LIMIT // 2)}
         assert http.get("/health", headers=big_but_allowed).status_code == 200
+
+
+def test_a_body_many_times_the_head_limit_is_no_head(server: LiveServer) -> None:
+    noise = Image.frombytes("RGB", (300, 300), os.urandom(300 * 300 * 3))
+    buffer = io.BytesIO()
+    noise.save(buffer, format="PNG")
+    assert buffer.tell() > 8 * HEAD_LIMIT
+    with httpx.Client(base_url=server.base_url, timeout=20) as http:
+        account = Account(http, "big_body")
+        uploaded = http.post(
+            "/images/upload",
+            headers=account.headers,
+            files={"file": ("noise.png", buffer.getvalue())},
+        )
+    assert uploaded.status_code == 201, uploaded.text

@@ -1,7 +1,7 @@
 """Asynchronous inference over HTTP: submit, poll, read the result; and the edge cases."""
 
-import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -10,22 +10,29 @@ from fastapi.testclient import TestClient
 from app.container import Services
 from app.database.tables import InferenceResult
 from app.models.model_interface import MODEL_REGISTRY
+from app.services.tasks import TaskRef
 from tests import gated_model
-from tests.conftest import UserHandle, register_and_log_in, upload
+from tests.conftest import (
+    UserHandle,
+    eventually,
+    receive_json,
+    register_and_log_in,
+    services_of,
+    upload,
+)
 
 
 def wait_for_task(
     client: TestClient, owner: UserHandle, task_id: str, timeout: float = 20
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        task: dict[str, Any] = client.get(
-            f"/images/inference/tasks/{task_id}", headers=owner.headers
-        ).json()
-        if task["status"] in ("completed", "failed"):
-            return task
-        time.sleep(0.02)
-    raise AssertionError(f"task {task_id} did not finish: {task}")
+    """The task once it is finished (completed or failed), polled as a client would."""
+
+    def finished() -> dict[str, Any] | None:
+        response = client.get(f"/images/inference/tasks/{task_id}", headers=owner.headers)
+        task: dict[str, Any] = response.json()
+        return task if task["status"] in ("completed", "failed") else None
+
+    return eventually(finished, timeout=timeout)
 
 
 def test_submit_poll_and_read_the_result(client: TestClient, user: UserHandle) -> None:
@@ -111,13 +118,17 @@ def test_tasks_of_others_are_not_found(
     assert client.get(f"/images/inference/tasks/{task_id}").status_code == 401
 
 
-def test_full_task_queue_answers_503_with_retry_after(make_client) -> None:  # type: ignore[no-untyped-def]
+def test_full_task_queue_answers_503_with_retry_after(
+    make_client: Callable[..., TestClient],
+) -> None:
     limited = make_client(inference={"max_pending_tasks": "2"})
     owner = register_and_log_in(limited)
     image = upload(limited, owner)
-    runner = limited.app.state.services.tasks.queue
-    runner.reserve()
-    runner.reserve()  # two tasks are in flight, as far as admission is concerned
+    runner = services_of(limited).tasks.queue
+    # Two tasks are in flight, as far as admission is concerned.
+    in_flight = [TaskRef(str(uuid.uuid4()), owner.id, image["id"], "dummy") for _ in range(2)]
+    for ref in in_flight:
+        runner.reserve(ref)
     try:
         refused = limited.post(
             "/images/inference/async", headers=owner.headers, json={"image_id": image["id"]}
@@ -126,8 +137,8 @@ def test_full_task_queue_answers_503_with_retry_after(make_client) -> None:  # t
         assert refused.json()["code"] == "service_busy"
         assert int(refused.headers["Retry-After"]) > 0
     finally:
-        runner.release()
-        runner.release()
+        for ref in in_flight:
+            runner.release(ref)
     accepted = limited.post(
         "/images/inference/async", headers=owner.headers, json={"image_id": image["id"]}
     )
@@ -141,22 +152,28 @@ def test_deleting_the_image_mid_inference_leaves_nothing_behind(
     monkeypatch.setitem(MODEL_REGISTRY, "gated", "tests.gated_model:GatedModel")
     gated_model.reset()
     image = upload(client, user)
-    task_id = client.post(
-        "/images/inference/async",
-        headers=user.headers,
-        json={"image_id": image["id"], "model_name": "gated"},
-    ).json()["task_id"]
-    try:
-        assert gated_model.entered.wait(20)  # the model is running this task now
-        assert (
-            client.get(f"/images/inference/tasks/{task_id}", headers=user.headers).json()["status"]
-            == "processing"
-        )
-        assert client.delete(f"/images/{image['id']}", headers=user.headers).status_code == 204
-    finally:
-        gated_model.gate.set()
-    time.sleep(0.5)
+    with client.websocket_connect(f"/ws/inference?token={user.token}") as socket:
+        assert receive_json(socket)["type"] == "connected"
+        task_id = client.post(
+            "/images/inference/async",
+            headers=user.headers,
+            json={"image_id": image["id"], "model_name": "gated"},
+        ).json()["task_id"]
+        try:
+            assert gated_model.entered.wait(20)  # the model is running this task now
+            task = client.get(f"/images/inference/tasks/{task_id}", headers=user.headers)
+            assert task.json()["status"] == "processing"
+            assert client.delete(f"/images/{image['id']}", headers=user.headers).status_code == 204
+        finally:
+            gated_model.gate.set()
+        # The worker is done with the task once it has said so: its last word is "failed".
+        final = receive_json(socket)
+        while final["status"] not in ("completed", "failed"):
+            final = receive_json(socket)
+    assert final["task_id"] == task_id
+    assert final["status"] == "failed" and final["error"] == "the image was deleted"
+    assert gated_model.batch_sizes == [1]  # the model did run the task
     assert client.get(f"/images/inference/tasks/{task_id}", headers=user.headers).status_code == 404
-    with services.database.session() as session:
+    with services.database.read_session() as session:
         assert session.query(InferenceResult).filter_by(image_id=image["id"]).count() == 0
     assert client.get("/health").status_code == 200

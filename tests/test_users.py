@@ -1,7 +1,7 @@
 """Registering, logging in and managing your account, as a client of the HTTP API would."""
 
 import threading
-import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -11,6 +11,7 @@ from jose import jwt
 
 from app.container import Services
 from app.database.tables import User
+from app.services import users
 from app.services.security import TokenService
 from tests.conftest import PASSWORD, SECRET_KEY, UserHandle, register_and_log_in
 
@@ -174,7 +175,7 @@ def test_invalid_update_is_422(
     assert client.put("/users/me", headers=user.headers, json=change).status_code == 422
 
 
-def test_repeated_failed_logins_are_rate_limited(make_client) -> None:  # type: ignore[no-untyped-def]
+def test_repeated_failed_logins_are_rate_limited(make_client: Callable[..., TestClient]) -> None:
     limited = make_client(app={"login_max_attempts": "3", "login_window_seconds": "60"})
     victim = register_and_log_in(limited, prefix="victim")
     for _ in range(3):
@@ -192,7 +193,9 @@ def test_repeated_failed_logins_are_rate_limited(make_client) -> None:  # type: 
     assert register_and_log_in(limited, prefix="bystander").token
 
 
-def test_guesses_sent_at_once_cannot_outrun_the_rate_limit(make_client) -> None:  # type: ignore[no-untyped-def]
+def test_guesses_sent_at_once_cannot_outrun_the_rate_limit(
+    make_client: Callable[..., TestClient],
+) -> None:
     limited = make_client(app={"login_max_attempts": "3", "login_window_seconds": "60"})
     victim = register_and_log_in(limited, prefix="swarmed")
     with ThreadPoolExecutor(8) as pool:
@@ -211,30 +214,31 @@ def test_guesses_sent_at_once_cannot_outrun_the_rate_limit(make_client) -> None:
 
 
 def test_a_login_does_not_hold_the_database_while_the_password_is_checked(
-    client: TestClient,
+    client: TestClient, services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     owner = register_and_log_in(client, prefix="locker")
-    database = client.app.state.services.database
-    results: list[int] = []
-    started = threading.Event()
+    checking, may_finish = threading.Event(), threading.Event()
 
-    def log_in() -> None:
-        started.set()
-        results.append(
-            client.post(
-                "/users/token", data={"username": "nobody_x", "password": PASSWORD}
-            ).status_code
+    def held_check(password: str) -> None:
+        """The password check of an unknown user, held until the test lets it finish."""
+        checking.set()
+        assert may_finish.wait(20)
+
+    def write() -> None:
+        with services.database.session() as session:  # a writer: on SQLite, BEGIN IMMEDIATE
+            session.get(User, owner.id)
+            session.commit()
+
+    monkeypatch.setattr(users, "burn_password_check", held_check)
+    with ThreadPoolExecutor(2) as pool:
+        login = pool.submit(
+            client.post, "/users/token", data={"username": "nobody_x", "password": PASSWORD}
         )
-
-    thread = threading.Thread(target=log_in)
-    thread.start()
-    started.wait()
-    time.sleep(0.05)  # inside the password check now
-    began = time.perf_counter()
-    with database.session() as session:  # a writer: on SQLite, BEGIN IMMEDIATE
-        session.get(User, owner.id)
-        session.commit()
-    waited = time.perf_counter() - began
-    thread.join()
-    assert results == [401]
-    assert waited < 0.1, waited
+        try:
+            assert checking.wait(20)
+            # While the check runs, a writer gets through (it would wait for the login if the
+            # login held a transaction).
+            pool.submit(write).result(timeout=10)
+        finally:
+            may_finish.set()
+        assert login.result().status_code == 401

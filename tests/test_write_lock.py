@@ -1,7 +1,7 @@
 """SQLite writers queue on an in-process lock: the wait is bounded and a failed route frees it."""
 
 import threading
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio.to_thread
@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from sqlalchemy import text
+from sqlalchemy import Connection, event, make_url, text
 from sqlalchemy.exc import OperationalError
 
 from app.database import engine as engine_module
-from app.database.engine import Database, create_db_engine
+from app.database.engine import READ_ONLY_OPTION, Database, create_db_engine
 from app.inference.kept_inputs import KeptInputs
 from app.models.dummy_model import DummyModel
 from app.models.model_interface import SplitPreprocessing
 from app.services.storage import ImageStore
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, eventually, services_of
 
 
 def test_a_writer_waits_a_bounded_time_for_another(
@@ -39,12 +39,10 @@ def test_a_writer_waits_a_bounded_time_for_another(
         except OperationalError as exc:
             errors.append(exc)
 
-    started = time.monotonic()
     thread = threading.Thread(target=second_writer)
     thread.start()
-    thread.join(5)
-    assert not thread.is_alive()
-    assert time.monotonic() - started < 2
+    thread.join(10)  # far beyond the bound, far below the 30 s default
+    assert not thread.is_alive(), "the second writer is still waiting"
     assert errors and "database is locked" in str(errors[0])
     holder.close()
     with database.session() as session:  # the lock is free again
@@ -53,16 +51,23 @@ def test_a_writer_waits_a_bounded_time_for_another(
 
 
 def test_a_failed_write_route_frees_the_lock_even_when_every_thread_waits_for_it(
-    make_client,
-    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+    make_client: Callable[..., TestClient], database_url: str
 ) -> None:
-    client: TestClient = make_client(database={"pool_size": "2"})
-    database = client.app.state.services.database
+    if make_url(database_url).get_backend_name() != "sqlite":
+        pytest.skip("the writer lock is SQLite's")
+    client = make_client(database={"pool_size": "2"})
+    engine = services_of(client).database.engine
+    portal = client.portal
+    assert portal is not None
 
     async def three_threads() -> None:
         anyio.to_thread.current_default_thread_limiter().total_tokens = 3
 
-    client.portal.call(three_threads)  # type: ignore[union-attr]
+    async def threads_taken_and_awaited() -> tuple[float, int]:
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        return limiter.borrowed_tokens, limiter.statistics().tasks_waiting
+
+    portal.call(three_threads)
     outcomes: dict[str, int] = {}
 
     def register(name: str) -> None:
@@ -70,21 +75,31 @@ def test_a_failed_write_route_frees_the_lock_even_when_every_thread_waits_for_it
         outcomes[name] = client.post("/users/", json=body).status_code
 
     register("lock_taken")
-    holder = database.session()
-    holder.execute(text("SELECT 1"))  # another writer holds the lock for a moment
-    # A request that will fail with 409 inside its write transaction, then two that wait for
-    # the lock in the only other threads, then one that waits for a thread.
+    # The next write transaction is held, with the writer lock, until the test lets it go on.
+    holding, may_go_on = threading.Event(), threading.Event()
+
+    def hold_the_first_writer(connection: Connection) -> None:
+        if connection.get_execution_options().get(READ_ONLY_OPTION) or holding.is_set():
+            return
+        holding.set()
+        assert may_go_on.wait(20)
+
+    event.listen(engine, "begin", hold_the_first_writer)
     threads = [threading.Thread(target=register, args=("lock_taken",), daemon=True)]
-    threads[0].start()
-    time.sleep(1)
-    for name in ("lock_a", "lock_b", "lock_late"):
-        threads.append(threading.Thread(target=register, args=(name,), daemon=True))
-        threads[-1].start()
-        time.sleep(0.5)
-    holder.commit()
-    holder.close()
-    for thread in threads:
-        thread.join(20)
+    try:
+        # A request that will fail with 409 inside its write transaction, then two that wait
+        # for the lock in the only other threads, then one that waits for a thread.
+        threads[0].start()
+        assert holding.wait(20)
+        for name in ("lock_a", "lock_b", "lock_late"):
+            threads.append(threading.Thread(target=register, args=(name,), daemon=True))
+            threads[-1].start()
+        eventually(lambda: portal.call(threads_taken_and_awaited) == (3, 1))
+    finally:
+        may_go_on.set()
+        for thread in threads:
+            thread.join(20)
+        event.remove(engine, "begin", hold_the_first_writer)  # once no writer is beginning
     assert outcomes == {"lock_taken": 409, "lock_a": 201, "lock_b": 201, "lock_late": 201}
 
 

@@ -1,5 +1,6 @@
 """Engine and sessions for SQLite (the default) and MySQL/MariaDB, their known traps handled."""
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -21,10 +22,19 @@ def create_db_engine(
     pool_size: int,
     pool_recycle: int,
     echo: bool = False,
+    timeout_seconds: float | None = None,
     queue_sqlite_writers: bool = True,
 ) -> Engine:
-    """An engine for the URL. ``queue_sqlite_writers=False`` leaves waiting writers to SQLite's
-    busy handler alone; it exists so that the benchmark can measure what the queue is worth."""
+    """An engine for the URL.
+
+    ``timeout_seconds`` bounds the wait for a pooled connection and, on MySQL, connecting and
+    every read and write on the wire: a database that stops answering (a frozen server, a
+    network partition) then fails the request with a clean error instead of holding it for as
+    long as the stall lasts. None waits as long as it takes (migrations at start-up).
+    ``queue_sqlite_writers=False`` leaves waiting writers to SQLite's busy handler alone; it
+    exists so that the benchmark can measure what the queue is worth.
+    """
+    pool_timeout = 30.0 if timeout_seconds is None else timeout_seconds
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -40,6 +50,7 @@ def create_db_engine(
             echo=echo,
             pool_size=pool_size,
             max_overflow=pool_size * 2,
+            pool_timeout=pool_timeout,
             connect_args={
                 "check_same_thread": False,
                 "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
@@ -51,6 +62,15 @@ def create_db_engine(
         return engine
     if parsed.get_backend_name() == "mysql" and "charset" not in parsed.query:
         parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+    wire_timeouts = (
+        {}
+        if timeout_seconds is None
+        else {
+            "connect_timeout": max(1, round(timeout_seconds)),
+            "read_timeout": timeout_seconds,
+            "write_timeout": timeout_seconds,
+        }
+    )
     # pre-ping and recycling avoid "MySQL server has gone away" after idle hours;
     # READ COMMITTED lets a polling request see a task another thread just finished.
     return create_engine(
@@ -60,14 +80,20 @@ def create_db_engine(
         pool_recycle=pool_recycle,
         pool_size=pool_size,
         max_overflow=pool_size * 2,
+        pool_timeout=pool_timeout,
         isolation_level="READ COMMITTED",
+        connect_args=wire_timeouts,
     )
 
 
 def _create_private_file(path: Path) -> None:
     """Create the database file readable by its owner only; SQLite gives its WAL the same."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    # Never open an existing database file here: closing any descriptor of it would drop the
+    # locks this process's SQLite connections hold on it (POSIX locks are per process), and
+    # with them the database's integrity.
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: object) -> None:

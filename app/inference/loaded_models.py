@@ -49,8 +49,11 @@ class LoadedModels:
             model.load_model()
             model.warm_up()
         except Exception as exc:
-            logger.exception("model %s cannot be loaded", name)
-            raise ModelUnavailableError(f"model '{name}' cannot be used: {exc}") from exc
+            logger.error("model %s cannot be loaded: %s", name, exc)
+            # The reason (paths, library messages) goes to the log, not to the client.
+            raise ModelUnavailableError(
+                f"model '{name}' cannot be loaded; the server log says why"
+            ) from exc
         batcher = ModelBatcher(model, settings)
         batcher.start()
         logger.info(

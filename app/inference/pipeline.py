@@ -97,8 +97,10 @@ class InferencePipeline:
     ) -> np.ndarray:
         batcher = prepared.batcher
         timeout = batcher.settings.timeout_seconds
+        patient_until = time.monotonic() + timeout if wait_for_room else None
+        future = await self._submit(batcher, prepared.sample, patient_until)
+        # Waiting for room does not eat into the wait for the answer.
         deadline = time.monotonic() + timeout
-        future = await self._submit(batcher, prepared.sample, deadline if wait_for_room else None)
         output = asyncio.wrap_future(future)
         gone = asyncio.ensure_future(abandoned()) if abandoned is not None else None
         waiting: set[asyncio.Future[Any]] = {output} if gone is None else {output, gone}
@@ -111,9 +113,13 @@ class InferencePipeline:
         finally:
             if gone is not None:
                 gone.cancel()
+            if not output.done():
+                # Nobody waits any more (timeout, client gone, or this coroutine cancelled):
+                # a still-queued sample is skipped by the batcher, and a running one's
+                # answer is dropped quietly.
+                output.cancel()
         if output in done:
             return output.result()
-        future.cancel()  # still queued: the batcher skips it
         if gone is not None and gone in done:
             raise ClientGoneError("the client closed the connection before the answer was ready")
         raise InferenceTimeoutError(

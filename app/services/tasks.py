@@ -2,19 +2,25 @@
 
 A task is a database row before it is work. Its status moves
 pending -> processing -> completed | failed; each move is committed, then pushed to the
-owner's WebSockets. Tasks still unfinished at start-up (a crash, a restart) are queued again.
+owner's WebSockets. Each database step rides out a short outage (retries with backoff); a task
+a longer outage leaves behind, like one a crash or restart left unfinished, is queued again by
+the sweep, at start-up and then periodically.
 """
 
+import asyncio
 import logging
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import BackgroundTasks
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session
 
 from app.config import InferenceSettings
@@ -61,8 +67,21 @@ def task_update(task: InferenceTask, *, error: str | None = None) -> dict[str, A
     }
 
 
+# A connection lost or refused, a pool or a lock that timed out: worth trying again shortly.
+TRANSIENT_DATABASE_ERRORS = (OperationalError, InterfaceError, PoolTimeoutError)
+# How long one step of a task retries (backoff from 0.2 s, doubling to 5 s) before it leaves
+# the task to the sweep.
+STEP_RETRY_SECONDS = 30.0
+
+T = TypeVar("T")
+
+
 class _NothingToDo(Exception):
     """The task is finished, gone, or out of attempts: its row already says so."""
+
+
+class _Deferred(Exception):
+    """The database stayed unavailable; the task is left to the sweep, its row unchanged."""
 
 
 class TaskService:
@@ -81,6 +100,23 @@ class TaskService:
         self.queue: TaskQueue[TaskRef] = TaskQueue(
             workers=settings.task_workers, max_pending=settings.max_pending_tasks, handler=self.run
         )
+        self.step_retry_seconds = STEP_RETRY_SECONDS
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start the workers, queue what earlier processes left unfinished, sweep from then on."""
+        await self.queue.start()
+        recovered = await self.sweep()
+        if recovered:
+            logger.info("recovered %d unfinished tasks", recovered)
+        self._sweeper = asyncio.create_task(self._sweep_periodically(), name="task-sweeper")
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+            self._sweeper = None
+        await self.queue.stop()
 
     def submit(
         self, *, session: Session, owner: User, task_in: TaskCreate, background: BackgroundTasks
@@ -88,7 +124,7 @@ class TaskService:
         """Validate and store a pending task, and queue it once the answer has been sent.
 
         Queuing waits for FastAPI's BackgroundTasks, that is until the 202 is out: the client
-        knows the task id before any update about it can be pushed.
+        knows the task id before the task can start (only its `pending` update comes first).
         """
         model_name = task_in.model_name or self.settings.default_model
         model_class(model_name)
@@ -96,7 +132,8 @@ class TaskService:
         task_id = str(task_in.task_id) if task_in.task_id else str(uuid.uuid4())
         if task_in.task_id is not None and session.get(InferenceTask, task_id) is not None:
             raise ConflictError(f"task {task_id} already exists")
-        self.queue.reserve()
+        ref = TaskRef(task_id, owner.id, task_in.image_id, model_name)
+        self.queue.reserve(ref)
         task = InferenceTask(
             id=task_id,
             owner_id=owner.id,
@@ -110,26 +147,40 @@ class TaskService:
             session.commit()
         except IntegrityError as exc:
             session.rollback()
-            self.queue.release()
+            self.queue.release(ref)
             # Either the id was taken meanwhile, or the image was deleted meanwhile.
             get_image(session=session, owner_id=owner.id, image_id=task_in.image_id)
             raise ConflictError(f"task {task.id} already exists") from exc
         except BaseException:
-            self.queue.release()
+            self.queue.release(ref)
             raise
         self.notifier.publish(task.owner_id, task_update(task))
-        background.add_task(self.queue.put, TaskRef.of(task))
+        background.add_task(self.queue.put, ref)
         return task
 
-    async def recover(self) -> int:
-        """Queue every task a previous process accepted but did not finish."""
-        unfinished = await run_in_threadpool(self._unfinished)
-        for ref in unfinished:
-            self.queue.reserve(force=True)
-            await self.queue.put(ref)
-        if unfinished:
-            logger.info("recovered %d unfinished tasks", len(unfinished))
-        return len(unfinished)
+    async def sweep(self) -> int:
+        """Queue every unfinished task this process does not hold; how many were queued.
+
+        At start-up these are the tasks an earlier process accepted and did not finish; later,
+        those a database outage made a worker leave behind.
+        """
+        queued = 0
+        for ref in await run_in_threadpool(self._unfinished):
+            if self.queue.reserve(ref, force=True):
+                await self.queue.put(ref)
+                queued += 1
+        return queued
+
+    async def _sweep_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.sweep_interval_seconds)
+            try:
+                queued = await self.sweep()
+            except TRANSIENT_DATABASE_ERRORS as exc:
+                logger.warning("task sweep skipped: %s", _first_line(exc))
+                continue
+            if queued:
+                logger.warning("task sweep queued %d tasks left unfinished", queued)
 
     def _unfinished(self) -> list[TaskRef]:
         with self.database.read_session() as session:
@@ -145,14 +196,37 @@ class TaskService:
     async def run(self, ref: TaskRef) -> None:
         """Run one queued task through the inference pipeline; its row records the outcome."""
         try:
-            await self.pipeline.run(_TaskJob(self, ref), wait_for_room=True)
+            try:
+                await self.pipeline.run(_TaskJob(self, ref), wait_for_room=True)
+            except (_NothingToDo, _Deferred):
+                raise
+            except AppError as exc:
+                await run_in_threadpool(self.retrying, self._fail, ref, exc.detail)
+            except Exception as exc:
+                logger.exception("task %s failed", ref.id)
+                error = f"inference failed: {type(exc).__name__}"
+                await run_in_threadpool(self.retrying, self._fail, ref, error)
         except _NothingToDo:
             return
-        except AppError as exc:
-            await run_in_threadpool(self._fail, ref, exc.detail)
-        except Exception as exc:
-            logger.exception("task %s failed", ref.id)
-            await run_in_threadpool(self._fail, ref, f"inference failed: {type(exc).__name__}")
+        except _Deferred:
+            logger.warning("task %s: the database is unavailable; the sweep runs it later", ref.id)
+
+    def retrying(self, step: Callable[..., T], *args: Any) -> T:
+        """Run a database step, riding out transient errors for a while; _Deferred after that.
+
+        Blocking: called in a worker thread.
+        """
+        delay = 0.2
+        deadline = time.monotonic() + self.step_retry_seconds
+        while True:
+            try:
+                return step(*args)
+            except TRANSIENT_DATABASE_ERRORS as exc:
+                if time.monotonic() + delay > deadline:
+                    raise _Deferred from exc
+                logger.warning("task step failed (%s); again in %.1f s", _first_line(exc), delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     def mark_processing(self, ref: TaskRef) -> str:
         """Move the task to processing and return its image's stored path."""
@@ -179,6 +253,8 @@ class TaskService:
         """Store the result and mark the task completed, in one transaction."""
         with self.database.session() as session:
             task = session.get(InferenceTask, ref.id)
+            if task is not None and task.status not in UNFINISHED_STATUSES:
+                raise _NothingToDo  # finished by another run meanwhile: one result is enough
             if task is not None:
                 result = new_result(owner_id=ref.owner_id, image_id=ref.image_id, outcome=outcome)
                 session.add(result)
@@ -235,10 +311,11 @@ class _TaskJob:
         return self.ref.model_name
 
     def locate(self) -> str:
-        return self.tasks.mark_processing(self.ref)
+        return self.tasks.retrying(self.tasks.mark_processing, self.ref)
 
     def store(self, outcome: Outcome) -> None:
-        self.tasks.store_outcome(self.ref, outcome)
+        # The outcome stays in memory while the database is away: no inference is redone.
+        self.tasks.retrying(self.tasks.store_outcome, self.ref, outcome)
 
 
 def get_task(*, session: Session, owner: User, task_id: str) -> InferenceTask:
@@ -246,3 +323,7 @@ def get_task(*, session: Session, owner: User, task_id: str) -> InferenceTask:
     if task is None or task.owner_id != owner.id:
         raise NotFoundError(f"task {task_id} not found")
     return task
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__

@@ -61,7 +61,12 @@ def authenticate(*, database: Database, username: str, password: str) -> User | 
         return None
     if new_hash is not None:
         with database.session() as session:
-            session.execute(update(User).where(User.id == user.id).values(hashed_password=new_hash))
+            # Only if the password did not change meanwhile: a new one must not be undone.
+            session.execute(
+                update(User)
+                .where(User.id == user.id, User.hashed_password == user.hashed_password)
+                .values(hashed_password=new_hash)
+            )
             session.commit()
     return user
 

@@ -87,9 +87,13 @@ class ClientGoneError(AppError):
     code = "client_closed_request"
 
 
-class ModelUnavailableError(AppError):
-    status_code = 503
+class ModelUnavailableError(ServiceBusyError):
+    """A model failed to load: an operator has to act, so clients are told to wait a while."""
+
     code = "model_unavailable"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, retry_after=30)
 
 
 class InferenceFailedError(AppError):
