@@ -28,7 +28,7 @@ UPLOAD_PATH = "/images/upload"
     "/upload",
     status_code=201,
     response_model=ImageOut,
-    responses=error_responses(413, 415),
+    responses=error_responses(413, 415, 507),
     dependencies=[Depends(one_file_part)],
 )
 def upload_image(

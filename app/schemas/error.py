@@ -17,8 +17,9 @@ ERROR_DESCRIPTIONS = {
     429: "Too many attempts; wait `Retry-After` seconds (`too_many_requests`)",
     499: "The client left before the answer was ready (`client_closed_request`)",
     503: "Busy or unavailable; retry after `Retry-After` seconds (`service_busy`, "
-    "`model_unavailable`)",
+    "`model_unavailable`, `storage_unavailable`)",
     504: "The model did not answer in time (`inference_timeout`)",
+    507: "No room left to store images (`storage_full`)",
 }
 
 

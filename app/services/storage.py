@@ -5,11 +5,14 @@ thumbnails later): each lives beside its image as ``<image file>.<kind>``, so de
 image deletes them all, and nothing else has to know where they are.
 """
 
+import errno
 import logging
 import os
 import tempfile
 import uuid
 from pathlib import Path
+
+from app.utils.exceptions import StorageFullError, StorageUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -20,11 +23,20 @@ class ImageStore:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def save(self, *, owner_id: int, data: bytes, extension: str) -> str:
-        """Write the bytes under a new name and return the path relative to the store."""
-        folder = self.root / f"user_{owner_id}"
-        folder.mkdir(parents=True, exist_ok=True)
+        """Write the bytes under a new name and return the path relative to the store.
+
+        A full disk is StorageFullError (507), a store that cannot be written at all is
+        StorageUnavailableError (503); either way nothing is left behind.
+        """
         relative = f"user_{owner_id}/{uuid.uuid4().hex}.{extension}"
-        self._write_atomically(self.root / relative, data, durable=True)
+        try:
+            (self.root / f"user_{owner_id}").mkdir(parents=True, exist_ok=True)
+            self._write_atomically(self.root / relative, data, durable=True)
+        except OSError as exc:
+            logger.warning("could not store an upload: %s", exc)
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StorageFullError("there is no room left to store images") from exc
+            raise StorageUnavailableError("images cannot be stored right now") from exc
         return relative
 
     def path(self, relative: str) -> Path:

@@ -76,6 +76,20 @@ class ServiceBusyError(AppError):
         super().__init__(detail, headers={"Retry-After": str(retry_after)})
 
 
+class StorageFullError(AppError):
+    status_code = 507
+    code = "storage_full"
+
+
+class StorageUnavailableError(ServiceBusyError):
+    """The image store cannot be written (read-only, gone, refusing): maybe soon it can."""
+
+    code = "storage_unavailable"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, retry_after=30)
+
+
 class InferenceTimeoutError(AppError):
     status_code = 504
     code = "inference_timeout"
