@@ -80,6 +80,7 @@ class AppSettings(_Section):
     log_backup_days: int = Field(default=14, ge=1)
     log_max_bytes: int = Field(default=50 * 1024 * 1024, ge=0)
     login_max_attempts: int = Field(default=10, ge=1)
+    login_max_attempts_per_client: int = Field(default=50, ge=1)
     login_window_seconds: int = Field(default=60, ge=1)
     malloc_arena_max: int = Field(default=2, ge=0)
 
@@ -96,6 +97,7 @@ class ServerSettings(_Section):
     max_headers: int = Field(default=100, ge=10)
     request_idle_timeout: float = Field(default=30.0, gt=0)
     keep_alive_timeout: int = Field(default=5, ge=1)
+    forwarded_allow_ips: str = ""
 
 
 class ModelSettings(_Section):

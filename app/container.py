@@ -67,6 +67,7 @@ class Services:
             ),
             login_limiter=LoginLimiter(
                 max_attempts=settings.app.login_max_attempts,
+                max_attempts_per_client=settings.app.login_max_attempts_per_client,
                 window_seconds=settings.app.login_window_seconds,
             ),
         )

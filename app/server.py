@@ -163,6 +163,10 @@ def serve(app: FastAPI, settings: ServerSettings) -> None:
         port=settings.port,
         http=BoundedHttpProtocol,
         timeout_keep_alive=settings.keep_alive_timeout,
+        # uvicorn believes X-Forwarded-For from 127.0.0.1 by default: anyone on this host could
+        # then pick the address its logins are counted under. Only configured proxies are.
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
         log_config=None,
         access_log=False,
     )

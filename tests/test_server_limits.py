@@ -27,6 +27,7 @@ def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         "IMGAPI_INFERENCE__DEFAULT_MODEL": "dummy",
         "IMGAPI_SERVER__REQUEST_IDLE_TIMEOUT": str(IDLE_TIMEOUT_SECONDS),
         "IMGAPI_SERVER__MAX_HEAD_BYTES": str(HEAD_LIMIT),
+        "IMGAPI_APP__LOGIN_MAX_ATTEMPTS": "3",
     }
     root = tmp_path_factory.mktemp("limits")
     with live_server(database_url=database_url, root=root, settings=settings) as running:
@@ -126,3 +127,17 @@ def test_a_body_many_times_the_head_limit_is_no_head(server: LiveServer) -> None
             files={"file": ("noise.png", buffer.getvalue())},
         )
     assert uploaded.status_code == 201, uploaded.text
+
+
+def test_a_forwarded_for_header_does_not_change_whose_attempts_count(server: LiveServer) -> None:
+    # No proxy is configured: X-Forwarded-For from a local client is nobody's word.
+    with httpx.Client(base_url=server.base_url, timeout=20) as http:
+        statuses = [
+            http.post(
+                "/users/token",
+                data={"username": "forwarded_victim", "password": "wrong-password"},
+                headers={"X-Forwarded-For": f"203.0.113.{n}"},
+            ).status_code
+            for n in range(4)
+        ]
+    assert statuses == [401, 401, 401, 429]

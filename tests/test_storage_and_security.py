@@ -11,6 +11,7 @@ from PIL import Image
 from app.services.login_limiter import LoginLimiter
 from app.services.security import resolve_secret_key
 from app.services.storage import ImageStore
+from app.utils.exceptions import TooManyRequestsError
 from app.utils.image_utils import inspect_image, open_rgb
 from app.utils.logging_config import redact
 from app.utils.memory import limit_malloc_arenas
@@ -73,16 +74,20 @@ def test_placeholder_secret_is_replaced_by_a_kept_random_key(tmp_path: Path) -> 
     )
 
 
-def test_login_limiter_counts_attempts_per_key() -> None:
-    limiter = LoginLimiter(max_attempts=2, window_seconds=60)
-    key = limiter.key(" Alice ", "1.2.3.4")
-    assert key == limiter.key("alice", "1.2.3.4")
-    assert limiter.acquire(key) == 0
-    assert limiter.acquire(key) == 0
-    assert 0 < limiter.acquire(key) <= 60
-    assert limiter.acquire(limiter.key("alice", "5.6.7.8")) == 0
-    limiter.reset(key)
-    assert limiter.acquire(key) == 0
+def test_login_limiter_counts_attempts_per_account_and_per_client() -> None:
+    limiter = LoginLimiter(max_attempts=2, max_attempts_per_client=3, window_seconds=60)
+    limiter.begin(" Alice ", "1.2.3.4")
+    limiter.begin("alice", "1.2.3.4")  # the same account, spelled otherwise
+    with pytest.raises(TooManyRequestsError) as refused:
+        limiter.begin("alice", "1.2.3.4")
+    assert 0 < int(refused.value.headers["Retry-After"]) <= 60
+    limiter.begin("alice", "5.6.7.8")  # another client has its own count
+    voided = limiter.begin("bob", "1.2.3.4")  # the client's third attempt...
+    voided.void()  # ...got no answer (database down): it does not count
+    limiter.begin("carol", "1.2.3.4").succeeded()  # nor does a success
+    limiter.begin("dave", "1.2.3.4")
+    with pytest.raises(TooManyRequestsError):
+        limiter.begin("erin", "1.2.3.4")  # three real failures from this client, any account
 
 
 def test_secrets_are_redacted_from_log_text() -> None:

@@ -8,7 +8,7 @@ from app.schemas.user import Token
 from app.services.login_limiter import LoginLimiter
 from app.services.security import TokenClaims, TokenService
 from app.services.users import authenticate, get_user
-from app.utils.exceptions import AuthenticationError, TooManyRequestsError
+from app.utils.exceptions import AuthenticationError
 
 
 def log_in(
@@ -20,16 +20,15 @@ def log_in(
     password: str,
     client: str,
 ) -> Token:
-    key = limiter.key(username, client)
-    wait = limiter.acquire(key)
-    if wait:
-        raise TooManyRequestsError(
-            f"too many failed logins; try again in {wait} s", retry_after=wait
-        )
-    user = authenticate(database=database, username=username, password=password)
+    attempt = limiter.begin(username, client)
+    try:
+        user = authenticate(database=database, username=username, password=password)
+    except Exception:
+        attempt.void()  # the database failed, not the password: it must not lock anyone out
+        raise
     if user is None:
         raise AuthenticationError("incorrect username or password")
-    limiter.reset(key)
+    attempt.succeeded()
     return Token(
         access_token=tokens.issue(user_id=user.id, token_version=user.token_version),
         expires_in=int(tokens.lifetime.total_seconds()),
