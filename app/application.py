@@ -25,6 +25,7 @@ from app.routers import (
     user_router,
     websocket_router,
 )
+from app.utils.decode_budget import set_decode_memory
 from app.utils.exceptions import AppError, ModelUnavailableError, StartupError
 from app.utils.logging_config import setup_logging
 from app.utils.memory import limit_malloc_arenas
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_bytes=settings.app.log_max_bytes,
     )
     limit_malloc_arenas(settings.app.malloc_arena_max)
+    set_decode_memory(settings.app.decode_memory_mb)
     try:
         model_class(settings.inference.default_model)
     except AppError as exc:

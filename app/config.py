@@ -83,6 +83,7 @@ class AppSettings(_Section):
     login_max_attempts_per_client: int = Field(default=50, ge=1)
     login_window_seconds: int = Field(default=60, ge=1)
     malloc_arena_max: int = Field(default=2, ge=0)
+    decode_memory_mb: int = Field(default=512, ge=16)
 
     @field_validator("log_level", mode="before")
     @classmethod

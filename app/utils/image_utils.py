@@ -8,6 +8,7 @@ from pathlib import Path
 
 from PIL import Image, ImageFile, ImageOps, ImageSequence, UnidentifiedImageError
 
+from app.utils.decode_budget import decode_budget
 from app.utils.exceptions import ImageTooLargeError, InvalidImageError, UnsupportedImageError
 
 CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "BMP": "image/bmp", "GIF": "image/gif"}
@@ -24,8 +25,8 @@ MAX_TOTAL_FRAME_PIXELS_FACTOR = 4
 
 # Truncated files must fail to decode, never be padded with grey.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
-# Decoding is CPU-bound and a large image takes hundreds of MB while it decodes: more
-# decodes at once than this would only add memory, not speed.
+# Decoding is CPU-bound: more decodes at once than this would not go faster. Their memory is
+# bounded by the decode budget.
 _DECODE_SLOTS = threading.BoundedSemaphore(2 * (os.cpu_count() or 1))
 _REDUCIBLE_MODES = ("L", "LA", "RGB", "RGBA")
 
@@ -50,7 +51,10 @@ def inspect_image(data: bytes, *, max_pixels: int) -> ImageInfo:
                 raise ImageTooLargeError(
                     f"image is {width}x{height} pixels; at most {max_pixels} pixels are allowed"
                 )
-            frames = _decode_all_frames(image, budget=max_pixels * MAX_TOTAL_FRAME_PIXELS_FACTOR)
+            with decode_budget.decoding(image):
+                frames = _decode_all_frames(
+                    image, budget=max_pixels * MAX_TOTAL_FRAME_PIXELS_FACTOR
+                )
             image_format = image.format or ""
     except UnidentifiedImageError as exc:
         raise UnsupportedImageError(
@@ -92,9 +96,10 @@ def open_rgb(path: Path, *, draft_size: tuple[int, int] | None = None) -> Image.
     with _DECODE_SLOTS, Image.open(path) as image:
         if draft_size is not None and image.format == "JPEG":
             image.draft("RGB", draft_size)
-        image.load()
-        ImageOps.exif_transpose(image, in_place=True)
-        return to_rgb(shrink(image, draft_size) if draft_size else image)
+        with decode_budget.decoding(image):
+            image.load()
+            ImageOps.exif_transpose(image, in_place=True)
+            return to_rgb(shrink(image, draft_size) if draft_size else image)
 
 
 def shrink(image: Image.Image, least: tuple[int, int]) -> Image.Image:
