@@ -1,6 +1,7 @@
 """Ids are never handed out twice, so nothing meant for a deleted row reaches a newer one."""
 
 import threading
+import uuid
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,23 @@ OLD_SCHEMA_AND_ROWS = [
     """INSERT INTO inference_tasks VALUES ('t-1', 2, 3, 'dummy', 'completed', 7, NULL, 1,
     '2026-01-01 00:00:00', NULL, NULL)""",
 ]
+
+
+def test_a_task_id_is_each_owners_own(
+    client: TestClient, user: UserHandle, other_user: UserHandle
+) -> None:
+    chosen = str(uuid.uuid4())
+    mine = upload(client, user)
+    theirs = upload(client, other_user)
+
+    def submit(owner: UserHandle, image_id: int) -> int:
+        body = {"image_id": image_id, "model_name": "dummy", "task_id": chosen}
+        return client.post("/images/inference/async", headers=owner.headers, json=body).status_code
+
+    assert submit(user, mine["id"]) == 202
+    # Another user's id tells nothing: the same one is simply theirs too.
+    assert submit(other_user, theirs["id"]) == 202
+    assert submit(user, mine["id"]) == 409  # the owner's own duplicate still is one
+    for owner, image in ((user, mine), (other_user, theirs)):
+        task = client.get(f"/images/inference/tasks/{chosen}", headers=owner.headers).json()
+        assert task["image_id"] == image["id"]

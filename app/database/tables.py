@@ -142,8 +142,12 @@ class InferenceTask(Base):
         MYSQL_TABLE_ARGS,
     )
 
+    # A task id is the owner's own (a client may choose it): two users may use the same one,
+    # and neither learns that the other did.
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    owner_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
     model_name: Mapped[str] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(String(20), default=TaskStatus.PENDING)

@@ -130,7 +130,9 @@ class TaskService:
         model_class(model_name)
         get_image(session=session, owner_id=owner.id, image_id=task_in.image_id)
         task_id = str(task_in.task_id) if task_in.task_id else str(uuid.uuid4())
-        if task_in.task_id is not None and session.get(InferenceTask, task_id) is not None:
+        # Ids are the owner's own: only the owner's earlier task with this id is a conflict.
+        earlier = session.get(InferenceTask, (task_id, owner.id)) if task_in.task_id else None
+        if earlier is not None:
             raise ConflictError(f"task {task_id} already exists")
         ref = TaskRef(task_id, owner.id, task_in.image_id, model_name)
         self.queue.reserve(ref)
@@ -231,7 +233,7 @@ class TaskService:
     def mark_processing(self, ref: TaskRef) -> str:
         """Move the task to processing and return its image's stored path."""
         with self.database.session() as session:
-            task = session.get(InferenceTask, ref.id)
+            task = session.get(InferenceTask, (ref.id, ref.owner_id))
             image = session.get(Image, ref.image_id)
             if task is None or image is None:
                 session.rollback()
@@ -252,7 +254,7 @@ class TaskService:
     def store_outcome(self, ref: TaskRef, outcome: Outcome) -> None:
         """Store the result and mark the task completed, in one transaction."""
         with self.database.session() as session:
-            task = session.get(InferenceTask, ref.id)
+            task = session.get(InferenceTask, (ref.id, ref.owner_id))
             if task is not None and task.status not in UNFINISHED_STATUSES:
                 raise _NothingToDo  # finished by another run meanwhile: one result is enough
             if task is not None:
@@ -275,7 +277,7 @@ class TaskService:
 
     def _fail(self, ref: TaskRef, error: str) -> None:
         with self.database.session() as session:
-            task = session.get(InferenceTask, ref.id)
+            task = session.get(InferenceTask, (ref.id, ref.owner_id))
             if task is None:
                 self._announce_gone(ref)
                 return
@@ -319,8 +321,8 @@ class _TaskJob:
 
 
 def get_task(*, session: Session, owner: User, task_id: str) -> InferenceTask:
-    task = session.get(InferenceTask, task_id)
-    if task is None or task.owner_id != owner.id:
+    task = session.get(InferenceTask, (task_id, owner.id))
+    if task is None:
         raise NotFoundError(f"task {task_id} not found")
     return task
 
