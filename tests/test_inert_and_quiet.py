@@ -105,3 +105,10 @@ def test_logs_rotate_by_size_too(tmp_path: Path) -> None:
     assert "app.log" in files and len(files) == 4  # the live file and three kept
     assert all((tmp_path / name).stat().st_size <= 200 for name in files)
     assert "line 29" in (tmp_path / "app.log").read_text()
+
+
+def test_an_upload_of_countless_parts_is_refused(client: TestClient, user: UserHandle) -> None:
+    parts = [(f"part{n}", ("a.txt", b"x")) for n in range(1500)]
+    response = client.post("/images/upload", headers=user.headers, files=parts)
+    assert response.status_code == 400
+    assert "Too many files" in response.json()["detail"]
