@@ -118,6 +118,7 @@ class InferenceSettings(ModelSettings):
     max_pending_tasks: int = Field(default=2000, ge=1)
     max_task_attempts: int = Field(default=3, ge=1)
     sweep_interval_seconds: float = Field(default=30.0, gt=0)
+    stuck_after_seconds: float = Field(default=300.0, ge=0)
 
 
 def _with_inference(inference: InferenceSettings, own: Mapping[str, object]) -> ModelSettings:

@@ -77,6 +77,12 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         admin.dispose()
 
 
+# Every app and server of a run shares its database. The periodic sweep of one would take up
+# the unfinished tasks of another (and fail them: their files are in another's folder), so it
+# runs hourly here; a test of the sweep sets its own interval. The start-up sweep still runs.
+SWEEP_INTERVAL_SECONDS = "3600"
+
+
 @pytest.fixture(scope="session")
 def make_settings(
     tmp_path_factory: pytest.TempPathFactory, database_url: str
@@ -93,6 +99,7 @@ def make_settings(
                 "log_dir": str(root / "logs"),
                 "secret_key": SECRET_KEY,
             },
+            "inference": {"sweep_interval_seconds": SWEEP_INTERVAL_SECONDS},
         }
         for section, values in sections.items():
             overrides.setdefault(section, {}).update(values)
@@ -101,9 +108,9 @@ def make_settings(
     return build
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def make_client(make_settings: Callable[..., Settings]) -> Iterator[Callable[..., TestClient]]:
-    """A started app of its own, with the given setting overrides; stopped at the end of the run.
+    """A started app of its own, with the given setting overrides; stopped after the test.
 
     Its default model is the dummy one, which loads at once, unless ``inference`` names another:
     these apps exist to test a setting, not a model.

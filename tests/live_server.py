@@ -5,6 +5,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +15,7 @@ from typing import Any
 import httpx2 as httpx
 
 from app.config import PROJECT_ROOT
-from tests.conftest import PASSWORD, SECRET_KEY, image_bytes
+from tests.conftest import PASSWORD, SECRET_KEY, SWEEP_INTERVAL_SECONDS, image_bytes
 
 START_TIMEOUT_SECONDS = 60
 # For servers whose tests do not care which model answers: the dummy one loads at once.
@@ -31,7 +32,8 @@ def free_port() -> int:
 class LiveServer:
     """``python main.py`` with its database, folders and port set by IMGAPI_* variables.
 
-    Tokens are signed with the suite's SECRET_KEY unless ``settings`` says otherwise.
+    Tokens are signed with the suite's SECRET_KEY, and the periodic task sweep is hourly (see
+    conftest), unless ``settings`` says otherwise.
     """
 
     def __init__(
@@ -48,6 +50,7 @@ class LiveServer:
             "IMGAPI_APP__DATA_DIR": str(root / "data"),
             "IMGAPI_APP__LOG_DIR": str(root / "logs"),
             "IMGAPI_APP__SECRET_KEY": SECRET_KEY,
+            "IMGAPI_INFERENCE__SWEEP_INTERVAL_SECONDS": SWEEP_INTERVAL_SECONDS,
             **(settings or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None
@@ -56,26 +59,34 @@ class LiveServer:
     def log_file(self) -> Path:
         return self.root / "logs" / "app.log"
 
+    @property
+    def output_file(self) -> Path:
+        """What the process printed (a start-up error, say)."""
+        return self.root / f"server-{self.port}.out"
+
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "main.py"],
-            cwd=PROJECT_ROOT,
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        self.root.mkdir(parents=True, exist_ok=True)
+        with self.output_file.open("wb") as output:
+            self.process = subprocess.Popen(
+                [sys.executable, "main.py"],
+                cwd=PROJECT_ROOT,
+                env=self.env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                printed = self.output_file.read_text(errors="replace")[-2000:]
                 raise RuntimeError(
-                    f"server exited with {self.process.returncode}; see {self.log_file}"
+                    f"server exited with {self.process.returncode}; it printed:\n{printed}"
                 )
             try:
                 if httpx.get(f"{self.base_url}/health", timeout=1).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
-            time.sleep(0.1)
+            time.sleep(0.05)
         self.stop()
         raise RuntimeError("server did not become healthy in time")
 
@@ -85,10 +96,22 @@ class LiveServer:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(10)
 
-    def stop(self) -> None:
+    def stop(self, *, wait: bool = True) -> None:
+        """Shut down as on Ctrl-C, and wait for the process to exit (killing it after 15 s).
+
+        ``wait=False`` leaves the waiting to a thread, so that the next tests run meanwhile
+        (exiting takes the interpreter about half a second); the test run ends after it.
+        """
         if self.process is None or self.process.poll() is not None:
             return
         self.process.send_signal(signal.SIGINT)
+        if wait:
+            self._exit_or_kill()
+        else:
+            threading.Thread(target=self._exit_or_kill, name=f"stop-server-{self.port}").start()
+
+    def _exit_or_kill(self) -> None:
+        assert self.process is not None
         try:
             self.process.wait(15)
         except subprocess.TimeoutExpired:
@@ -99,12 +122,13 @@ class LiveServer:
 def live_server(
     *, database_url: str, root: Path, settings: dict[str, str] | None = None
 ) -> Iterator[LiveServer]:
+    """A started server; on leaving, it is told to stop, and exits while the tests go on."""
     server = LiveServer(database_url=database_url, root=root, settings=settings)
     server.start()
     try:
         yield server
     finally:
-        server.stop()
+        server.stop(wait=False)
 
 
 class Account:

@@ -101,6 +101,7 @@ def test_tasks_accepted_before_an_outage_all_complete_after_it(
         "IMGAPI_INFERENCE__DEFAULT_MODEL": "dummy",
         "IMGAPI_DATABASE__TIMEOUT_SECONDS": str(TIMEOUT_SECONDS),
         "IMGAPI_INFERENCE__SWEEP_INTERVAL_SECONDS": "1",
+        "IMGAPI_INFERENCE__STUCK_AFTER_SECONDS": "1",
         # Batches wait for company, so that the outage finds tasks at every step.
         "IMGAPI_MODEL.DUMMY__MAX_BATCH_DELAY_MS": "200",
         "IMGAPI_INFERENCE__TASK_WORKERS": "4",

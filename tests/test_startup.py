@@ -4,7 +4,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from app.config import PROJECT_ROOT
+
+pytestmark = pytest.mark.live  # runs main.py
 
 # main.py run as `python main.py` would, after the shipped model file's checksum is made wrong.
 TAMPERED_MAIN = (

@@ -6,6 +6,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -135,7 +136,7 @@ def test_the_sweep_runs_an_unfinished_task_that_no_worker_holds(
     make_client: Callable[..., TestClient],
 ) -> None:
     # A row left pending with nobody to run it, as a database outage can leave one.
-    client = make_client(inference={"sweep_interval_seconds": "0.2"})
+    client = make_client(inference={"sweep_interval_seconds": "0.2", "stuck_after_seconds": "0.5"})
     owner = register_and_log_in(client)
     image = upload(client, owner)
     services = services_of(client)
@@ -152,3 +153,23 @@ def test_the_sweep_runs_an_unfinished_task_that_no_worker_holds(
         assert time.monotonic() < deadline, task
         time.sleep(0.05)
     assert task["attempts"] == 1 and task["result_id"]
+
+
+def test_the_sweep_leaves_a_task_that_is_merely_waiting_its_turn(
+    make_client: Callable[..., TestClient],
+) -> None:
+    # E.g. a task another process serving the same database has just accepted.
+    client = make_client()
+    owner = register_and_log_in(client)
+    image = upload(client, owner)
+    services = services_of(client)
+    with services.database.session() as session:
+        session.add(
+            InferenceTask(
+                id=str(uuid.uuid4()), owner_id=owner.id, image_id=image["id"], model_name="dummy"
+            )
+        )
+        session.commit()
+    assert client.portal is not None
+    assert client.portal.call(partial(services.tasks.sweep, idle_for=60)) == 0
+    assert client.portal.call(partial(services.tasks.sweep, idle_for=0)) == 1

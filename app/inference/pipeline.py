@@ -115,8 +115,10 @@ class InferencePipeline:
                 gone.cancel()
             if not output.done():
                 # Nobody waits any more (timeout, client gone, or this coroutine cancelled):
-                # a still-queued sample is skipped by the batcher, and a running one's
-                # answer is dropped quietly.
+                # a still-queued sample is skipped by the batcher (cancelled here and now, not
+                # a loop turn later through the wrapper), and a running one's answer is
+                # dropped quietly (the wrapper, cancelled, ignores it).
+                future.cancel()
                 output.cancel()
         if output in done:
             return output.result()

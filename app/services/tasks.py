@@ -13,12 +13,12 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from fastapi import BackgroundTasks
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session
@@ -160,14 +160,16 @@ class TaskService:
         background.add_task(self.queue.put, ref)
         return task
 
-    async def sweep(self) -> int:
-        """Queue every unfinished task this process does not hold; how many were queued.
+    async def sweep(self, *, idle_for: float = 0.0) -> int:
+        """Queue the unfinished tasks this process does not hold; how many were queued.
 
-        At start-up these are the tasks an earlier process accepted and did not finish; later,
-        those a database outage made a worker leave behind.
+        At start-up (``idle_for`` 0) these are all that an earlier process accepted and did
+        not finish. Later, only those that have not moved for ``idle_for`` seconds: left behind
+        by a database outage, not merely waiting their turn (in this process, or in another
+        serving the same database meanwhile).
         """
         queued = 0
-        for ref in await run_in_threadpool(self._unfinished):
+        for ref in await run_in_threadpool(self._unfinished, idle_for):
             if self.queue.reserve(ref, force=True):
                 await self.queue.put(ref)
                 queued += 1
@@ -177,20 +179,22 @@ class TaskService:
         while True:
             await asyncio.sleep(self.settings.sweep_interval_seconds)
             try:
-                queued = await self.sweep()
+                queued = await self.sweep(idle_for=self.settings.stuck_after_seconds)
             except TRANSIENT_DATABASE_ERRORS as exc:
                 logger.warning("task sweep skipped: %s", _first_line(exc))
                 continue
             if queued:
                 logger.warning("task sweep queued %d tasks left unfinished", queued)
 
-    def _unfinished(self) -> list[TaskRef]:
+    def _unfinished(self, idle_for: float) -> list[TaskRef]:
+        last_moved = func.coalesce(InferenceTask.started_at, InferenceTask.created_at)
+        before = datetime.now(UTC) - timedelta(seconds=idle_for)
         with self.database.read_session() as session:
             return [
                 TaskRef.of(task)
                 for task in session.scalars(
                     select(InferenceTask)
-                    .where(InferenceTask.status.in_(UNFINISHED_STATUSES))
+                    .where(InferenceTask.status.in_(UNFINISHED_STATUSES), last_moved <= before)
                     .order_by(InferenceTask.created_at)
                 )
             ]
