@@ -81,10 +81,13 @@ def test_control_characters_from_a_client_cannot_forge_a_log_line(
 ) -> None:
     client.get("/images/%0d%0a2026-01-01 00:00:00,000 INFO [x] app.requests: GET /forged 200%00")
     client.get("/health", headers={"X-Request-ID": "bad\r\nid"})
+    client.get("/images/%e2%80%a8line%e2%80%a9paragraph")
     text = log_file().read_text()
     assert "\x00" not in text
     assert not any(line.startswith("2026-01-01 00:00:00,000") for line in text.splitlines())
     assert "/images/\\r\\n2026-01-01" in text
+    assert "\u2028" not in text and "\u2029" not in text
+    assert "/images/\\u2028line\\u2029paragraph" in text
 
 
 def test_log_and_database_files_are_private(services: Services) -> None:
@@ -104,7 +107,11 @@ def test_logs_rotate_by_size_too(tmp_path: Path) -> None:
     files = sorted(p.name for p in tmp_path.iterdir())
     assert "app.log" in files and len(files) == 4  # the live file and three kept
     assert all((tmp_path / name).stat().st_size <= 200 for name in files)
-    assert "line 29" in (tmp_path / "app.log").read_text()
+    # What is kept is the newest: the live file and the three rotated just before it, in
+    # order, whatever was deleted along the way.
+    kept = "".join((tmp_path / name).read_text() for name in [*files[1:], "app.log"])
+    numbers = [int(line.split()[1]) for line in kept.splitlines()]
+    assert numbers == list(range(numbers[0], 30)) and numbers[-1] == 29
 
 
 def test_an_upload_of_countless_parts_is_refused(client: TestClient, user: UserHandle) -> None:

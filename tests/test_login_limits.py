@@ -27,3 +27,21 @@ def test_successful_logins_never_use_up_the_client_limit(
     client = make_client(app={"login_max_attempts_per_client": "3"})
     owner = register_and_log_in(client)
     assert [log_in(client, owner.username, PASSWORD) for _ in range(6)] == [200] * 6
+
+
+def test_a_huge_password_is_a_counted_failure_not_an_error(
+    make_client: Callable[..., TestClient],
+) -> None:
+    client = make_client(app={"login_max_attempts": "2"})
+    owner = register_and_log_in(client)
+    huge = "x" * 5000
+    assert [log_in(client, owner.username, huge) for _ in range(3)] == [401, 401, 429]
+
+
+def test_accents_and_case_do_not_make_a_fresh_count(
+    make_client: Callable[..., TestClient],
+) -> None:
+    # MySQL's collation finds the account "abc" for "ÁBC": it must be the same count too.
+    client = make_client(app={"login_max_attempts": "2"})
+    spellings = ["zoe_user", "ZOE_USER", "zoë_user", "Zoé_User"]
+    assert [log_in(client, name, "wrong-password") for name in spellings] == [401, 401, 429, 429]

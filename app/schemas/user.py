@@ -11,7 +11,8 @@ Username = Annotated[
         strip_whitespace=True, min_length=3, max_length=50, pattern=r"^[A-Za-z0-9_.-]+$"
     ),
 ]
-Password = Annotated[str, Field(min_length=8, max_length=128)]
+MAX_PASSWORD_LENGTH = 128
+Password = Annotated[str, Field(min_length=8, max_length=MAX_PASSWORD_LENGTH)]
 
 
 class UserCreate(BaseModel):

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from app.database.engine import Database
 from app.database.tables import User
-from app.schemas.user import Token
+from app.schemas.user import MAX_PASSWORD_LENGTH, Token
 from app.services.login_limiter import LoginLimiter
 from app.services.security import TokenClaims, TokenService
 from app.services.users import authenticate, get_user
@@ -21,6 +21,9 @@ def log_in(
     client: str,
 ) -> Token:
     attempt = limiter.begin(username, client)
+    if len(password) > MAX_PASSWORD_LENGTH:
+        # No account has such a password; hashing it would only cost us (or fail).
+        raise AuthenticationError("incorrect username or password")
     try:
         user = authenticate(database=database, username=username, password=password)
     except Exception:

@@ -12,6 +12,7 @@ import contextlib
 import math
 import threading
 import time
+import unicodedata
 from collections import deque
 from dataclasses import dataclass
 
@@ -34,7 +35,7 @@ class LoginLimiter:
     def begin(self, username: str, client: str) -> "LoginAttempt":
         """Count an attempt, or refuse it with 429 and how long to wait."""
         attempt = LoginAttempt(
-            self, f"user|{username.strip().lower()}|{client}", f"client|{client}", time.monotonic()
+            self, f"user|{_comparable(username)}|{client}", f"client|{client}", time.monotonic()
         )
         with self._lock:
             for key, limit in (
@@ -79,6 +80,13 @@ class LoginLimiter:
         if len(self._attempts) >= MAX_TRACKED_KEYS:
             oldest = min(self._attempts, key=lambda k: self._attempts[k][-1])
             del self._attempts[oldest]
+
+
+def _comparable(username: str) -> str:
+    """A username as the database compares it: case and accents do not count (MySQL's
+    utf8mb4_unicode_ci finds "Ábc" for "abc"), so neither may they make a fresh count."""
+    decomposed = unicodedata.normalize("NFKD", username.strip().casefold())
+    return "".join(char for char in decomposed if not unicodedata.combining(char))
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,10 @@ _SECRET_PATTERNS = (
     (re.compile(r"(password[\"']?\s*[:=]\s*[\"']?)[^&\s\"',}]+", re.IGNORECASE), r"\1[redacted]"),
 )
 _SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "fastapi")
-# C0 and C1 control characters (a CR LF starts a fake line, a NUL makes the file binary) and the
-# bidirectional overrides that make text read backwards.
-_CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# C0 and C1 control characters (a CR LF starts a fake line, a NUL makes the file binary), the
+# Unicode line and paragraph separators (lines to many readers), and the bidirectional
+# overrides that make text read backwards.
+_CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 LOG_FILE_MODE = 0o640
 
 
@@ -55,9 +56,11 @@ def escape_controls(text: str) -> str:
 class DailyAndSizeRotatingFileHandler(TimedRotatingFileHandler):
     """Rotates at midnight and whenever the file would grow past ``max_bytes``.
 
-    A second rotation on the same day gets a numbered name (app.log.2026-11-23.1), which the
-    daily clean-up counts and deletes like the others. Files are created readable by the
-    owner and the group only: logs can name users and addresses.
+    Rotated files are named by date and a number that only grows (app.log.2026-11-23.000001,
+    .000002, ...), so that names sort from oldest to newest and none is ever reused: the
+    clean-up, which keeps the last ``backup_count`` names, then always deletes the oldest.
+    Files are created readable by the owner and the group only: logs can name users and
+    addresses.
     """
 
     def __init__(self, path: Path, *, max_bytes: int, backup_count: int) -> None:
@@ -65,7 +68,7 @@ class DailyAndSizeRotatingFileHandler(TimedRotatingFileHandler):
         super().__init__(
             path, when="midnight", backupCount=backup_count, encoding="utf-8", utc=True
         )
-        self.namer = _first_free_name
+        self.namer = _next_numbered_name
 
     def shouldRollover(self, record: logging.LogRecord) -> bool:
         if super().shouldRollover(record):
@@ -82,13 +85,15 @@ class DailyAndSizeRotatingFileHandler(TimedRotatingFileHandler):
         return os.fdopen(descriptor, "a", encoding=self.encoding, errors=self.errors)
 
 
-def _first_free_name(name: str) -> str:
-    if not os.path.exists(name):
-        return name
-    number = 1
-    while os.path.exists(f"{name}.{number}"):
-        number += 1
-    return f"{name}.{number}"
+def _next_numbered_name(name: str) -> str:
+    """``name`` with a number after it, one more than any rotated file of that name has."""
+    folder, base = os.path.split(name)
+    numbers = [
+        int(suffix)
+        for other in os.listdir(folder or ".")
+        if other.startswith(base + ".") and (suffix := other[len(base) + 1 :]).isdigit()
+    ]
+    return f"{name}.{max(numbers, default=0) + 1:06d}"
 
 
 def setup_logging(*, log_dir: Path, level: str, backup_days: int, max_bytes: int) -> None:
