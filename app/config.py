@@ -98,6 +98,7 @@ class ServerSettings(_Section):
     max_headers: int = Field(default=100, ge=10)
     request_idle_timeout: float = Field(default=30.0, gt=0)
     keep_alive_timeout: int = Field(default=5, ge=1)
+    max_connections: int = Field(default=500, ge=10)
     forwarded_allow_ips: str = ""
 
 

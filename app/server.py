@@ -27,7 +27,8 @@ HEAD_TOO_LARGE = (
 
 
 class HeadTooLargeError(Exception):
-    """More header lines than allowed (raised inside the parser, answered with 400)."""
+    """Too many header lines, or a head too large that came in one read (raised inside the
+    parser; uvicorn answers 400 and closes the connection)."""
 
 
 class BoundedHttpProtocol(HttpToolsProtocol):
@@ -47,6 +48,8 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._reading_head = True
         self._header_count = 0
         self._idle_timer: asyncio.TimerHandle | None = None
+        # A head trickled a byte at a time is never idle: it gets a deadline as a whole.
+        self._head_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -54,11 +57,14 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_idle_timer()
+        self._cancel_head_timer()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if self._reading_head:
             self._head_bytes += len(data)
+            if self._head_timer is None:
+                self._head_timer = self.loop.call_later(self.idle_timeout, self._close_if_idle)
         self._arm_idle_timer()
         # One read (at most 256 KB) costs the parser little; the repeated reads of a head that
         # never ends are what must stop. A read that also carries the start of the body
@@ -84,6 +90,13 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._reading_head = False
+        self._cancel_head_timer()
+        # A head that came in one read was not counted as it arrived: count it now.
+        head_bytes = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if head_bytes > self.max_head_bytes:
+            raise HeadTooLargeError(
+                f"request line and headers are over {self.max_head_bytes} bytes"
+            )
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
@@ -95,6 +108,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     def _refuse_head(self) -> None:
         self._cancel_idle_timer()
+        self._cancel_head_timer()
         body = (
             b'{"detail":"request line and headers are larger than %d bytes",'
             b'"code":"request_header_fields_too_large"}' % self.max_head_bytes
@@ -105,6 +119,11 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     def _arm_idle_timer(self) -> None:
         self._cancel_idle_timer()
         self._idle_timer = self.loop.call_later(self.idle_timeout, self._close_if_idle)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
 
     def _cancel_idle_timer(self) -> None:
         if self._idle_timer is not None:
@@ -163,6 +182,9 @@ def serve(app: FastAPI, settings: ServerSettings) -> None:
         port=settings.port,
         http=BoundedHttpProtocol,
         timeout_keep_alive=settings.keep_alive_timeout,
+        # Connections (and requests) beyond this get a 503 from uvicorn: a client opening
+        # thousands of them cannot exhaust the process's file descriptors.
+        limit_concurrency=settings.max_connections,
         # uvicorn believes X-Forwarded-For from 127.0.0.1 by default: anyone on this host could
         # then pick the address its logins are counted under. Only configured proxies are.
         proxy_headers=bool(settings.forwarded_allow_ips),

@@ -58,3 +58,14 @@ def test_what_a_decode_reserves_comes_from_the_header(monkeypatch: pytest.Monkey
     Image.new("RGBA", (1000, 500)).save(buffer, format="PNG")
     image_utils.inspect_image(buffer.getvalue(), max_pixels=10**8)
     assert budget.reserved == [1000 * 500 * 4 * 2]  # the pixels, and one converted copy
+
+
+def test_an_animated_image_reserves_full_colour_canvases(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Pillow decodes the frames after the first of a palette GIF as RGB(A), a few at a time.
+    budget = RecordingBudget(1024 * MB)
+    monkeypatch.setattr(image_utils, "decode_budget", budget)
+    frames = [Image.new("P", (700, 700), color) for color in (1, 2, 3)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:])
+    image_utils.inspect_image(buffer.getvalue(), max_pixels=10**8)
+    assert budget.reserved == [700 * 700 * 4 * 3]

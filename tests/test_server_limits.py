@@ -19,6 +19,7 @@ pytestmark = pytest.mark.live
 
 IDLE_TIMEOUT_SECONDS = 1
 HEAD_LIMIT = 32 * 1024
+MAX_CONNECTIONS = 20
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +29,7 @@ def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         "IMGAPI_SERVER__REQUEST_IDLE_TIMEOUT": str(IDLE_TIMEOUT_SECONDS),
         "IMGAPI_SERVER__MAX_HEAD_BYTES": str(HEAD_LIMIT),
         "IMGAPI_APP__LOGIN_MAX_ATTEMPTS": "3",
+        "IMGAPI_SERVER__MAX_CONNECTIONS": str(MAX_CONNECTIONS),
     }
     root = tmp_path_factory.mktemp("limits")
     with live_server(database_url=database_url, root=root, settings=settings) as running:
@@ -141,3 +143,48 @@ def test_a_forwarded_for_header_does_not_change_whose_attempts_count(server: Liv
             for n in range(4)
         ]
     assert statuses == [401, 401, 401, 429]
+
+
+def test_a_head_over_the_limit_in_one_read_is_refused_too(server: LiveServer) -> None:
+    head = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"a" * (HEAD_LIMIT + 1024)
+    assert raw_exchange(server, head + b"\r\n\r\n").startswith(b"HTTP/1.1 4")
+
+
+def test_a_head_trickled_byte_by_byte_meets_a_deadline(server: LiveServer) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=20) as connection:
+        sent = 0
+        try:
+            # Never silent for long, never done: one byte every 0.2 s, for at most 20 s.
+            for byte in b"GET /health HTTP/1.1\r\nX-Slow: " + b"a" * 100:
+                connection.sendall(bytes([byte]))
+                sent += 1
+                time.sleep(0.2)  # the trickle itself: time passing is the point
+        except OSError:
+            pass
+        connection.settimeout(5)
+        try:
+            closed = connection.recv(1024) == b""
+        except ConnectionResetError:
+            closed = True
+    assert closed
+    assert sent < 50  # closed after about IDLE_TIMEOUT_SECONDS of trickle, not at the end
+
+
+def test_connections_past_the_limit_get_503_not_a_dead_server(server: LiveServer) -> None:
+    idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(MAX_CONNECTIONS)]
+    try:
+        with httpx.Client(base_url=server.base_url, timeout=20) as http:
+            assert http.get("/health").status_code == 503
+    finally:
+        for connection in idle:
+            connection.close()
+    with httpx.Client(base_url=server.base_url, timeout=20) as http:
+        assert eventually_ok(http)
+
+
+def eventually_ok(http: httpx.Client) -> bool:
+    deadline = time.monotonic() + 10
+    while http.get("/health").status_code != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    return True

@@ -244,7 +244,9 @@ class TaskService:
                 self._announce_gone(ref)
                 raise _NothingToDo
             if task.status not in UNFINISHED_STATUSES:
-                raise _NothingToDo  # already finished, by an earlier run
+                # Finished by an earlier run, whose push may have been lost with its answer.
+                self.notifier.publish(task.owner_id, task_update(task))
+                raise _NothingToDo
             if task.attempts >= self.settings.max_task_attempts:
                 self._mark_failed(session, task, f"gave up after {task.attempts} attempts")
                 raise _NothingToDo
@@ -260,7 +262,10 @@ class TaskService:
         with self.database.session() as session:
             task = session.get(InferenceTask, (ref.id, ref.owner_id))
             if task is not None and task.status not in UNFINISHED_STATUSES:
-                raise _NothingToDo  # finished by another run meanwhile: one result is enough
+                # Finished meanwhile: by another run, or by this one's own commit whose answer
+                # the database lost before a retry. One result is enough; the push is owed.
+                self.notifier.publish(task.owner_id, task_update(task))
+                raise _NothingToDo
             if task is not None:
                 result = new_result(owner_id=ref.owner_id, image_id=ref.image_id, outcome=outcome)
                 session.add(result)

@@ -17,6 +17,8 @@ from PIL import Image
 _BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "LA": 2, "PA": 2, "I;16": 2, "RGB": 3, "YCbCr": 3}
 # The decoded pixels, and one converted copy of them (to RGB, or RGBA and back).
 _COPIES = 2
+# An animated image: the frame being decoded, the composited canvas, and the previous one.
+_ANIMATED_COPIES = 3
 
 
 class DecodeBudget:
@@ -47,7 +49,13 @@ class DecodeBudget:
     def decoding(self, image: Image.Image) -> Iterator[None]:
         """Hold what decoding this opened image (at its current, maybe drafted, size) needs."""
         width, height = image.size
-        with self.reserve(width * height * _BYTES_PER_PIXEL.get(image.mode, 4) * _COPIES):
+        if getattr(image, "n_frames", 1) > 1:
+            # Pillow decodes the frames after the first as RGB(A) and composites each onto
+            # the last: a few full-size 4-byte canvases, whatever the first frame's mode.
+            per_pixel = 4 * _ANIMATED_COPIES
+        else:
+            per_pixel = _BYTES_PER_PIXEL.get(image.mode, 4) * _COPIES
+        with self.reserve(width * height * per_pixel):
             yield
 
 
