@@ -62,7 +62,7 @@ class DatabaseSettings(_Section):
     sqlite_path: str = "data/app.db"
     pool_size: int = Field(default=10, ge=1)
     pool_recycle: int = Field(default=1800, ge=1)
-    timeout_seconds: float = Field(default=5.0, gt=0)
+    timeout_seconds: float = Field(default=3.0, gt=0)
     echo: bool = False
 
 

@@ -53,12 +53,14 @@ async def _closing(session: Session) -> AsyncIterator[Session]:
 
 async def get_read_session(services: ServicesDep) -> AsyncIterator[Session]:
     """A session that only reads: on SQLite it never waits for a writer."""
+    services.database.check_answering()
     async for session in _closing(services.database.read_session()):
         yield session
 
 
 async def get_write_session(services: ServicesDep) -> AsyncIterator[Session]:
     """A session that writes: on SQLite its transaction takes the write lock when it begins."""
+    services.database.check_answering()
     async for session in _closing(services.database.session()):
         yield session
 
@@ -72,6 +74,7 @@ WriteSession = Annotated[Session, Depends(get_write_session, scope="function")]
 async def get_identity(
     services: ServicesDep, token: Annotated[str | None, Depends(oauth2_scheme)]
 ) -> Identity:
+    services.database.check_answering()
     return await run_in_threadpool(
         identify, database=services.database, tokens=services.tokens, token=token
     )

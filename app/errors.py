@@ -100,10 +100,11 @@ def _hide_secret_values(value: Any) -> Any:
     return value
 
 
-async def database_busy_handler(_request: Request, exc: Exception) -> JSONResponse:
+async def database_busy_handler(request: Request, exc: Exception) -> JSONResponse:
     # No free connection, a writer that waited its whole timeout, or a database gone away:
     # the request may well succeed in a moment.
     logger.warning("database busy or unavailable: %s", str(exc).splitlines()[0])
+    request.app.state.services.database.note_failure(exc)
     return error_response(
         503, "the database is busy; try again shortly", "service_busy", {"Retry-After": "5"}
     )

@@ -4,6 +4,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,8 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+from app.utils.exceptions import ServiceBusyError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 READ_ONLY_OPTION = "imgapi_read_only"
@@ -174,11 +177,24 @@ class WriterQueueConnection(sqlite3.Connection):
             self.lock.release()
 
 
+# MySQL client errors that mean the server did not answer at all: cannot connect (2003), gone
+# away (2006), lost the connection mid-query, e.g. on a read timeout (2013).
+UNREACHABLE_ERROR_CODES = {2003, 2006, 2013}
+# How long requests are answered 503 at once after the database did not answer one of them.
+UNREACHABLE_PAUSE_SECONDS = 3.0
+
+
 class Database:
-    """The engine plus the session factory that requests and background work share."""
+    """The engine plus the session factory that requests and background work share.
+
+    It also remembers when the database last failed to answer at all: for a few seconds after
+    that, requests are refused at once (``check_answering``) instead of each waiting out its
+    own timeouts against a database that is frozen or gone. Background work keeps trying.
+    """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._not_answering_until = 0.0
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._read_sessions = sessionmaker(
             engine.execution_options(**{READ_ONLY_OPTION: True}), expire_on_commit=False
@@ -193,3 +209,16 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    def note_failure(self, error: Exception) -> None:
+        """Remember an error that says the database does not answer (not merely busy)."""
+        code = getattr(getattr(error, "orig", None), "args", (None,))[0]
+        if code in UNREACHABLE_ERROR_CODES:
+            self._not_answering_until = time.monotonic() + UNREACHABLE_PAUSE_SECONDS
+
+    def check_answering(self) -> None:
+        """Raise ServiceBusyError while the database recently did not answer."""
+        if time.monotonic() < self._not_answering_until:
+            raise ServiceBusyError(
+                "the database did not answer just now; try again shortly", retry_after=5
+            )

@@ -20,6 +20,7 @@ def log_in(
     password: str,
     client: str,
 ) -> Token:
+    database.check_answering()
     attempt = limiter.begin(username, client)
     if len(password) > MAX_PASSWORD_LENGTH:
         # No account has such a password; hashing it would only cost us (or fail).
