@@ -123,8 +123,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_upload_size=settings.app.max_upload_size,
         max_body_size=settings.app.max_body_size,
     )
-    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestLogMiddleware)
+    # Outermost, so that even the 500 the request log answers carries the headers.
+    app.add_middleware(SecurityHeadersMiddleware)
     for module in (system_router, user_router, inference_router, image_router, websocket_router):
         app.include_router(module.router)
     return app

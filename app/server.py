@@ -16,12 +16,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from app.config import ServerSettings
+from app.middleware import SECURITY_HEADERS
 from app.utils.exceptions import StartupError
 
 HEAD_TOO_LARGE = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
     b"content-type: application/json\r\n"
-    b"connection: close\r\n"
+    + b"".join(f"{name}: {value}\r\n".encode() for name, value in SECURITY_HEADERS.items())
+    + b"connection: close\r\n"
     b"content-length: %d\r\n\r\n%s"
 )
 

@@ -112,6 +112,7 @@ def test_an_unexpected_error_is_json_with_the_request_id(
     assert response.status_code == 500
     assert response.json() == {"detail": "internal server error", "code": "internal_error"}
     assert response.headers["X-Request-ID"] == "bug-1"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
 def test_misleading_characters_are_removed_from_file_names(

@@ -51,6 +51,7 @@ def test_a_head_over_the_limit_is_refused_with_431(server: LiveServer) -> None:
     answer = raw_exchange(server, head)
     status, _, body = answer.partition(b"\r\n\r\n")
     assert status.startswith(b"HTTP/1.1 431 ")
+    assert b"x-content-type-options: nosniff" in status.lower()
     assert json.loads(body)["code"] == "request_header_fields_too_large"
 
 
