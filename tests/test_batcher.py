@@ -2,7 +2,7 @@
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -164,31 +164,69 @@ class StoredImageJob:
         return outcome
 
 
-def test_a_caller_that_leaves_is_dropped_before_its_batch_runs(
+@dataclass(frozen=True)
+class GatedPipeline:
+    pipeline: InferencePipeline
+    models: LoadedModels
+    job: StoredImageJob
+
+
+@pytest.fixture
+def gated(
     make_settings: Callable[..., Settings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+) -> Iterator[GatedPipeline]:
+    """A pipeline over the gated model, one sample per batch, and a job for a stored image."""
     monkeypatch.setitem(MODEL_REGISTRY, "gated", "tests.gated_model:GatedModel")
     gated_model.reset()
     settings = make_settings(**{"model.gated": {"max_batch_size": "1", "max_batch_delay_ms": "0"}})
     store = ImageStore(tmp_path)
-    job = StoredImageJob(store.save(owner_id=1, data=image_bytes(), extension="png"))
     models = LoadedModels(settings)
-    pipeline = InferencePipeline(models, KeptInputs(store, enabled=False))
+    try:
+        yield GatedPipeline(
+            InferencePipeline(models, KeptInputs(store, enabled=False)),
+            models,
+            StoredImageJob(store.save(owner_id=1, data=image_bytes(), extension="png")),
+        )
+    finally:
+        gated_model.gate.set()
+        models.close()
 
+
+def test_a_caller_that_leaves_is_dropped_before_its_batch_runs(gated: GatedPipeline) -> None:
     async def left() -> None:
         """A client already gone: the pipeline notices as soon as it starts waiting."""
 
     async def scenario() -> None:
-        busy = asyncio.create_task(pipeline.run(job))
+        busy = asyncio.create_task(gated.pipeline.run(gated.job))
         assert await asyncio.to_thread(gated_model.entered.wait, 10)  # the model is held
         with pytest.raises(ClientGoneError):
-            await pipeline.run(job, abandoned=left)
+            await gated.pipeline.run(gated.job, abandoned=left)
         gated_model.gate.set()
         assert (await busy).prediction["label"] == "red"
+        await asyncio.to_thread(gated.models.close)  # the batcher has taken all it will take
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        gated_model.gate.set()
-        models.close()
+    asyncio.run(scenario())
     assert gated_model.batch_sizes == [1]  # only the first job ever reached the model
+
+
+def test_a_cancelled_job_leaves_nothing_queued_for_the_model(gated: GatedPipeline) -> None:
+    # E.g. a task worker cancelled at shutdown while its sample waits behind another batch.
+    async def scenario() -> None:
+        busy = asyncio.create_task(gated.pipeline.run(gated.job))
+        assert await asyncio.to_thread(gated_model.entered.wait, 10)  # the model is held
+        waiting = asyncio.create_task(gated.pipeline.run(gated.job))
+        batcher = gated.models.batcher("gated")
+        for _ in range(1000):  # until the second sample is queued behind the first
+            if batcher.queue_depth == 1:
+                break
+            await asyncio.sleep(0.01)
+        assert batcher.queue_depth == 1
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        gated_model.gate.set()
+        await busy
+        await asyncio.to_thread(gated.models.close)  # the batcher has taken all it will take
+
+    asyncio.run(scenario())
+    assert gated_model.batch_sizes == [1]  # the cancelled sample never reached the model

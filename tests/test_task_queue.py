@@ -1,13 +1,10 @@
-"""The in-process task queue, and the pipeline when a job is cancelled: nothing accepted is
-stranded, nothing given up on runs."""
+"""The in-process task queue and its sweep: nothing accepted is stranded or run twice."""
 
 import asyncio
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,15 +12,9 @@ from fastapi.testclient import TestClient
 from app.application import create_app
 from app.config import Settings
 from app.database.tables import InferenceTask
-from app.inference.kept_inputs import KeptInputs
-from app.inference.loaded_models import LoadedModels
-from app.inference.pipeline import InferencePipeline, Outcome
 from app.inference.task_queue import TaskQueue
-from app.models.model_interface import MODEL_REGISTRY
-from app.services.storage import ImageStore
 from app.utils.exceptions import ServiceBusyError
-from tests import gated_model
-from tests.conftest import image_bytes, register_and_log_in, services_of, upload
+from tests.conftest import register_and_log_in, services_of, upload
 
 
 def test_a_queue_runs_what_it_is_given_and_counts_it_out() -> None:
@@ -81,55 +72,6 @@ def test_an_app_that_is_not_serving_refuses_tasks_instead_of_stranding_them(
     assert refused.status_code == 503
     assert refused.json()["code"] == "service_busy"
     assert "Retry-After" in refused.headers
-
-
-@dataclass(frozen=True)
-class StoredImageJob:
-    stored_path: str
-    model_name: str = "gated"
-
-    def locate(self) -> str:
-        return self.stored_path
-
-    def store(self, outcome: Outcome) -> Outcome:
-        return outcome
-
-
-def test_a_cancelled_job_leaves_nothing_queued_for_the_model(
-    make_settings: Callable[..., Settings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # E.g. a task worker cancelled at shutdown while its sample waits behind another batch.
-    monkeypatch.setitem(MODEL_REGISTRY, "gated", "tests.gated_model:GatedModel")
-    gated_model.reset()
-    settings = make_settings(**{"model.gated": {"max_batch_size": "1", "max_batch_delay_ms": "0"}})
-    store = ImageStore(tmp_path)
-    job = StoredImageJob(store.save(owner_id=1, data=image_bytes(), extension="png"))
-    models = LoadedModels(settings)
-    pipeline = InferencePipeline(models, KeptInputs(store, enabled=False))
-
-    async def scenario() -> None:
-        busy = asyncio.create_task(pipeline.run(job))
-        assert await asyncio.to_thread(gated_model.entered.wait, 10)  # the model is held
-        waiting = asyncio.create_task(pipeline.run(job))
-        batcher = models.batcher("gated")
-        for _ in range(1000):  # until the second sample is queued behind the first
-            if batcher.queue_depth == 1:
-                break
-            await asyncio.sleep(0.01)
-        assert batcher.queue_depth == 1
-        waiting.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await waiting
-        gated_model.gate.set()
-        await busy
-        await asyncio.to_thread(models.close)  # the batcher has taken all it will take
-
-    try:
-        asyncio.run(scenario())
-    finally:
-        gated_model.gate.set()
-        models.close()
-    assert gated_model.batch_sizes == [1]  # the cancelled sample never reached the model
 
 
 def test_the_sweep_runs_an_unfinished_task_that_no_worker_holds(
