@@ -2,7 +2,8 @@
 
 import io
 import threading
-from contextlib import _GeneratorContextManager
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from PIL import Image
@@ -46,9 +47,11 @@ class RecordingBudget(DecodeBudget):
         super().__init__(capacity_bytes)
         self.reserved: list[int] = []
 
-    def reserve(self, nbytes: int) -> "_GeneratorContextManager[None, None, None]":
+    @contextmanager
+    def reserve(self, nbytes: int) -> Iterator[None]:
         self.reserved.append(nbytes)
-        return super().reserve(nbytes)
+        with super().reserve(nbytes):
+            yield
 
 
 def test_what_a_decode_reserves_comes_from_the_header(monkeypatch: pytest.MonkeyPatch) -> None:
