@@ -28,16 +28,24 @@ HEAD_TOO_LARGE = (
 )
 
 
+# What a request still arriving must bring in every window of REQUEST_IDLE_TIMEOUT: about
+# 34 bytes a second for the default 30 s, far below any real client, far above a trickle.
+MIN_BYTES_PER_WINDOW = 1024
+
+
 class HeadTooLargeError(Exception):
     """Too many header lines, or a head too large that came in one read (raised inside the
     parser; uvicorn answers 400 and closes the connection)."""
 
 
 class BoundedHttpProtocol(HttpToolsProtocol):
-    """HTTP/1.1 with a bounded request head and a timeout for requests that stop arriving.
+    """HTTP/1.1 with a bounded request head, and requests that must keep arriving.
 
-    The limits are class attributes, set by ``serve`` from the settings, because uvicorn
-    builds one protocol object per connection itself.
+    While a request is incomplete, each ``idle_timeout`` window must bring at least
+    ``MIN_BYTES_PER_WINDOW`` bytes, or the connection is closed: a client that stops, or
+    trickles a byte now and then, cannot hold a connection for ever. The head as a whole must
+    also arrive within ``idle_timeout``. The limits are class attributes, set by ``serve``
+    from the settings, because uvicorn builds one protocol object per connection itself.
     """
 
     max_head_bytes = 32 * 1024
@@ -50,6 +58,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._reading_head = True
         self._header_count = 0
         self._idle_timer: asyncio.TimerHandle | None = None
+        self._window_bytes = 0
         # A head trickled a byte at a time is never idle: it gets a deadline as a whole.
         self._head_timer: asyncio.TimerHandle | None = None
 
@@ -66,8 +75,10 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         if self._reading_head:
             self._head_bytes += len(data)
             if self._head_timer is None:
-                self._head_timer = self.loop.call_later(self.idle_timeout, self._close_if_idle)
-        self._arm_idle_timer()
+                self._head_timer = self.loop.call_later(self.idle_timeout, self._close)
+        self._window_bytes += len(data)
+        if self._idle_timer is None:
+            self._arm_idle_timer()
         # One read (at most 256 KB) costs the parser little; the repeated reads of a head that
         # never ends are what must stop. A read that also carries the start of the body
         # completes the head, and is not held against it.
@@ -106,6 +117,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._cancel_idle_timer()
         self._reading_head = True
         self._head_bytes = 0
+        self._window_bytes = 0
         super().on_message_complete()
 
     def _refuse_head(self) -> None:
@@ -120,7 +132,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     def _arm_idle_timer(self) -> None:
         self._cancel_idle_timer()
-        self._idle_timer = self.loop.call_later(self.idle_timeout, self._close_if_idle)
+        self._idle_timer = self.loop.call_later(self.idle_timeout, self._check_progress)
 
     def _cancel_head_timer(self) -> None:
         if self._head_timer is not None:
@@ -132,8 +144,16 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             self._idle_timer.cancel()
             self._idle_timer = None
 
-    def _close_if_idle(self) -> None:
-        # A request that stopped half way: nobody can be waiting for its answer.
+    def _check_progress(self) -> None:
+        self._idle_timer = None
+        if self._window_bytes < MIN_BYTES_PER_WINDOW:
+            self._close()
+            return
+        self._window_bytes = 0
+        self._arm_idle_timer()
+
+    def _close(self) -> None:
+        # A request that stopped or crawls: nobody can be waiting for its answer.
         if not self.transport.is_closing():
             self.transport.close()
 

@@ -189,3 +189,28 @@ def eventually_ok(http: httpx.Client) -> bool:
         assert time.monotonic() < deadline
         time.sleep(0.05)
     return True
+
+
+def test_a_body_trickled_byte_by_byte_is_cut_off(server: LiveServer) -> None:
+    head = (
+        b"POST /users/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 10000\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=20) as connection:
+        connection.sendall(head)
+        sent = 0
+        try:
+            # Never silent for long, never done: one byte every 0.1 s, for at most 10 s.
+            for _ in range(100):
+                connection.sendall(b" ")
+                sent += 1
+                time.sleep(0.1)  # the trickle itself: time passing is the point
+        except OSError:
+            pass
+        connection.settimeout(5)
+        try:
+            answer = connection.recv(1024)
+        except ConnectionResetError:
+            answer = b""
+    assert answer == b""  # closed, not answered
+    assert sent < 60  # after a window or two of IDLE_TIMEOUT_SECONDS, not at the end
