@@ -151,24 +151,31 @@ def test_a_head_over_the_limit_in_one_read_is_refused_too(server: LiveServer) ->
     assert raw_exchange(server, head + b"\r\n\r\n").startswith(b"HTTP/1.1 4")
 
 
-def test_a_head_trickled_byte_by_byte_meets_a_deadline(server: LiveServer) -> None:
+def trickle(server: LiveServer, first: bytes, then: bytes, interval: float) -> tuple[int, bytes]:
+    """Send ``first``, then ``then`` a byte every ``interval`` s (time passing is the point):
+    how many of those bytes went out before the server closed, and what it answered."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=20) as connection:
+        connection.sendall(first)
         sent = 0
         try:
-            # Never silent for long, never done: one byte every 0.2 s, for at most 20 s.
-            for byte in b"GET /health HTTP/1.1\r\nX-Slow: " + b"a" * 100:
+            for byte in then:
                 connection.sendall(bytes([byte]))
                 sent += 1
-                time.sleep(0.2)  # the trickle itself: time passing is the point
+                time.sleep(interval)
         except OSError:
             pass
         connection.settimeout(5)
         try:
-            closed = connection.recv(1024) == b""
+            return sent, connection.recv(1024)
         except ConnectionResetError:
-            closed = True
-    assert closed
-    assert sent < 50  # closed after about IDLE_TIMEOUT_SECONDS of trickle, not at the end
+            return sent, b""
+
+
+def test_a_head_trickled_byte_by_byte_meets_a_deadline(server: LiveServer) -> None:
+    # Never silent for long, never done: one byte every 0.2 s, for at most 20 s.
+    sent, answer = trickle(server, b"", b"GET /health HTTP/1.1\r\nX-Slow: " + b"a" * 100, 0.2)
+    assert answer == b""  # closed, not answered
+    assert sent < 50  # after about IDLE_TIMEOUT_SECONDS of trickle, not at the end
 
 
 def test_connections_past_the_limit_get_503_not_a_dead_server(server: LiveServer) -> None:
@@ -196,21 +203,7 @@ def test_a_body_trickled_byte_by_byte_is_cut_off(server: LiveServer) -> None:
         b"POST /users/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         b"Content-Length: 10000\r\n\r\n"
     )
-    with socket.create_connection(("127.0.0.1", server.port), timeout=20) as connection:
-        connection.sendall(head)
-        sent = 0
-        try:
-            # Never silent for long, never done: one byte every 0.1 s, for at most 10 s.
-            for _ in range(100):
-                connection.sendall(b" ")
-                sent += 1
-                time.sleep(0.1)  # the trickle itself: time passing is the point
-        except OSError:
-            pass
-        connection.settimeout(5)
-        try:
-            answer = connection.recv(1024)
-        except ConnectionResetError:
-            answer = b""
+    # Never silent for long, never done: one byte every 0.1 s, for at most 10 s.
+    sent, answer = trickle(server, head, b" " * 100, 0.1)
     assert answer == b""  # closed, not answered
     assert sent < 60  # after a window or two of IDLE_TIMEOUT_SECONDS, not at the end
