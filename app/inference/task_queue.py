@@ -43,10 +43,6 @@ class TaskQueue(Generic[ItemT]):
         """Tasks accepted and not yet finished (queued or running)."""
         return len(self._held)
 
-    def holds(self, item: ItemT) -> bool:
-        """Whether the task is reserved here: about to be queued, queued, or running."""
-        return item in self._held
-
     def reserve(self, item: ItemT, *, force: bool = False) -> bool:
         """Count one more unfinished task, or refuse with 503 when there are too many.
 

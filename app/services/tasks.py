@@ -100,7 +100,6 @@ class TaskService:
         self.queue: TaskQueue[TaskRef] = TaskQueue(
             workers=settings.task_workers, max_pending=settings.max_pending_tasks, handler=self.run
         )
-        self.step_retry_seconds = STEP_RETRY_SECONDS
         self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -223,7 +222,7 @@ class TaskService:
         Blocking: called in a worker thread.
         """
         delay = 0.2
-        deadline = time.monotonic() + self.step_retry_seconds
+        deadline = time.monotonic() + STEP_RETRY_SECONDS
         while True:
             try:
                 return step(*args)
